@@ -1,0 +1,214 @@
+"""The ``argus`` command line: demo, analyze, runs, audit, train."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from argus.runtime import configure_environment
+from argus.settings import get_settings
+
+app = typer.Typer(
+    help="Argus: detect, segment and report on medical and industrial images.", no_args_is_help=True
+)
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+class DomainOption(StrEnum):
+    medical = "medical"
+    industrial = "industrial"
+
+
+class ModelKind(StrEnum):
+    detector = "detector"
+    segmenter = "segmenter"
+
+
+@contextlib.contextmanager
+def _prefect_run_context() -> Iterator[None]:
+    """Prefect settings for a one-shot CLI run."""
+    configure_environment(get_settings())
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield  # a real server watches for crashed runs: keep its heartbeats
+        return
+    # Ephemeral mode: the temporary server dies with this process, so heartbeats only add a ~1 s join.
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+def _analyze(paths: list[Path], domain: str | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    with _prefect_run_context():
+        from flows.batch import analyze_paths
+        from tasks.resources import db_session
+
+        outcome = analyze_paths([str(p) for p in paths], domain)
+        from argus.results import study_result
+
+        with db_session() as session:
+            results = [study_result(session, run_id) for run_id in outcome.run_ids]
+    errors = [{"path": e.path, "reason": e.reason} for e in outcome.errors]
+    return results, errors
+
+
+def _print_results(results: list[dict[str, Any]], errors: list[dict[str, str]]) -> None:
+    store = get_settings().resolved_object_store.removeprefix("file://")
+    for result in results:
+        table = Table(title=f"{result['domain']} study {result['study_uid']}  (run {result['run_id'][:8]})")
+        for column in ("#", "label", "score", "slice", "box (px)", "size"):
+            table.add_column(column)
+        for f in result["findings"]:
+            size = f"{f['area_mm2']:.1f} mm²" if "area_mm2" in f else f"{f['area_px']:.0f} px"
+            box = ", ".join(f"{v:.0f}" for v in f["box"])
+            table.add_row(
+                str(f["index"]), f["label"], f"{f['score']:.2f}", str(f.get("slice", "")), box, size
+            )
+        console.print(table)
+        if result["report"]:
+            console.print(result["report"]["text"], highlight=False)
+        console.print(
+            f"[dim]{len(result['artifacts'])} artifacts under {store}/studies/{result['study_uid']}[/dim]\n"
+        )
+    for e in errors:
+        err.print(f"[red]rejected[/red] {e['path']}: {e['reason']}", highlight=False)
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(help="DICOM / PNG / JPEG / TIFF files or folders.")],
+    domain: Annotated[
+        DomainOption | None, typer.Option(help="Default: medical for DICOM, industrial else.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Analyze files or folders; exit code 0 only when no input was rejected."""
+    results, errors = _analyze(paths, domain.value if domain else None)
+    if as_json:
+        print(json.dumps({"results": results, "errors": errors}, indent=2))
+    else:
+        _print_results(results, errors)
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Where demo inputs go.")] = None,
+) -> None:
+    """Write a synthetic CT study and surface images, analyze both, and summarize."""
+    from argus.demo_data import write_demo_inputs
+
+    settings = get_settings()
+    root = directory or settings.resolved_data_dir / "demo"
+    started = time.monotonic()
+    ct_dir, surface_dir = write_demo_inputs(root)
+    console.print(f"Demo inputs: {ct_dir} (CT, DICOM) and {surface_dir} (surfaces, PNG)")
+    results, errors = _analyze([ct_dir, surface_dir], None)
+    _print_results(results, errors)
+    console.print(f"Database: {settings.resolved_database_url}")
+    console.print(f"Objects:  {settings.resolved_object_store}")
+    console.print(f"Done in {time.monotonic() - started:.1f} s. Try `argus runs` and `argus audit`.")
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def runs(
+    study: Annotated[str | None, typer.Option(help="Only runs of this Study Instance UID.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List analysis runs, newest first."""
+    configure_environment(get_settings())
+    from argus.results import runs_listing
+    from tasks.resources import db_session
+
+    with db_session() as session:
+        rows = runs_listing(session, study_uid=study, limit=limit)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Runs")
+    for column in ("run", "study", "domain", "status", "findings", "started", "finished"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["run_id"][:8],
+            r["study_uid"],
+            r["domain"],
+            r["status"],
+            str(r["findings"] or ""),
+            r["started_at"] or "",
+            r["finished_at"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def audit(
+    study: Annotated[str | None, typer.Option(help="Only events of this Study Instance UID.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action (ingested, analyzed, stored, ...).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List audit events, oldest first."""
+    configure_environment(get_settings())
+    from argus.results import audit_listing
+    from storage.audit import list_events
+    from tasks.resources import db_session
+
+    with db_session() as session:
+        rows = audit_listing(list_events(session, study_uid=study, action=action, limit=limit))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Audit trail")
+    for column in ("time", "actor", "action", "object", "outcome"):
+        table.add_column(column)
+    for e in rows:
+        table.add_row(
+            e["time"], e["actor"], e["action"], f"{e['object_type']}:{e['object_id']}", e["outcome"]
+        )
+    console.print(table)
+
+
+@app.command()
+def train(
+    kind: Annotated[ModelKind, typer.Argument(help="detector or segmenter")],
+    domain: Annotated[DomainOption, typer.Option(help="Which domain's model.")],
+    epochs: Annotated[int, typer.Option(help="Detector epochs.")] = 20,
+    steps: Annotated[int, typer.Option(help="Segmenter optimizer steps.")] = 600,
+    seed: Annotated[int, typer.Option()] = 0,
+    output: Annotated[Path | None, typer.Option(help="Weights path; default the shipped file.")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="Training data and runs.")] = None,
+) -> None:
+    """Train a model on seeded synthetic data and write its weights and model card."""
+    settings = get_settings()
+    configure_environment(settings)
+    from models.train import train_detector, train_segmenter
+
+    if kind is ModelKind.detector:
+        work = work_dir or settings.resolved_data_dir / "training"
+        card = train_detector(domain.value, work, epochs=epochs, seed=seed, output=output)
+    else:
+        card = train_segmenter(domain.value, steps=steps, seed=seed, output=output)
+    print(card.model_dump_json(indent=2))
+
+
+def main() -> None:
+    """Entry point for ``python -m argus``."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(app())

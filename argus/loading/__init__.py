@@ -1,0 +1,23 @@
+"""Input loader: DICOM files and plain images → studies of model-ready uint8 frames."""
+
+from argus.loading.scan import scan_inputs
+from argus.loading.types import (
+    Frame,
+    ImageSeries,
+    InputRejected,
+    LoadLimits,
+    Rejection,
+    ScanResult,
+    StudyInput,
+)
+
+__all__ = [
+    "Frame",
+    "ImageSeries",
+    "InputRejected",
+    "LoadLimits",
+    "Rejection",
+    "ScanResult",
+    "StudyInput",
+    "scan_inputs",
+]

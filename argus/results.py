@@ -1,0 +1,95 @@
+"""Results as users see them (CLI JSON, tables), read back from the database: one source of truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from storage.repository import get_run, list_runs, run_artifacts, run_findings, run_report
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite drops the zone; we only ever store UTC
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat()
+
+
+def study_result(session: Session, run_id: str) -> dict[str, Any]:
+    """One analyzed study: run, findings, report and artifacts, in the documented JSON shape."""
+    run = get_run(session, run_id=run_id)
+    if run is None:
+        raise KeyError(f"no run {run_id}")
+    findings = []
+    for f in run_findings(session, run_id=run_id):
+        item: dict[str, Any] = {
+            "index": f.index,
+            "label": f.label,
+            "score": f.score,
+            "box": [f.x1, f.y1, f.x2, f.y2],
+            "series_uid": f.series_uid,
+            "mask_key": f.mask_key,
+        }
+        if f.slice_index is not None:
+            item["slice"] = f.slice_index
+        if f.area_mm2 is not None:
+            item["area_mm2"] = f.area_mm2
+        else:
+            item["area_px"] = f.area_px
+        findings.append(item)
+    report = run_report(session, run_id=run_id)
+    return {
+        "study_uid": run.study.study_uid,
+        "run_id": run.id,
+        "status": run.status,
+        "domain": run.study.domain,
+        "modality": run.study.modality,
+        "models": run.models,
+        "findings": findings,
+        "report": None
+        if report is None
+        else {"text": report.text, "impression": report.impression, **report.structured},
+        "artifacts": [
+            {"key": a.key, "kind": a.kind, "sha256": a.sha256, "size": a.size, "content_type": a.content_type}
+            for a in run_artifacts(session, run_id=run_id)
+        ],
+    }
+
+
+def runs_listing(session: Session, study_uid: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Runs, newest first, as JSON-ready dicts."""
+    return [
+        {
+            "run_id": r.id,
+            "study_uid": r.study.study_uid,
+            "domain": r.study.domain,
+            "status": r.status,
+            "started_at": _iso(r.started_at),
+            "finished_at": _iso(r.finished_at),
+            "error": r.error,
+            "findings": (r.summary or {}).get("findings"),
+        }
+        for r in list_runs(session, study_uid=study_uid, limit=limit)
+    ]
+
+
+def audit_listing(events: list[Any]) -> list[dict[str, Any]]:
+    """Audit events as JSON-ready dicts."""
+    return [
+        {
+            "id": e.id,
+            "time": _iso(e.time),
+            "actor": e.actor,
+            "host": e.host,
+            "action": e.action,
+            "object_type": e.object_type,
+            "object_id": e.object_id,
+            "study_uid": e.study_uid,
+            "outcome": e.outcome,
+            "details": e.details,
+        }
+        for e in events
+    ]

@@ -1,0 +1,87 @@
+"""One typed settings object for Argus, read from ``ARGUS_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Domain = Literal["medical", "industrial"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field maps to ``ARGUS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ARGUS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".argus"), description="Root for the database, objects and caches.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    object_store: str | None = Field(
+        default=None, description="Object store URL; default file://<data_dir>/objects."
+    )
+    device: Device = "auto"
+    actor: str = Field(default="argus", description="Who is recorded in the audit trail for CLI actions.")
+
+    medical_detector: Path | None = Field(default=None, description="YOLO .pt for lesions; default shipped.")
+    industrial_detector: Path | None = Field(
+        default=None, description="YOLO .pt for defects; default shipped."
+    )
+    medical_segmenter: Path | None = Field(default=None, description="U-Net weights for lesions.")
+    industrial_segmenter: Path | None = Field(default=None, description="U-Net weights for defects.")
+
+    detector_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
+    detector_iou: float = Field(default=0.45, ge=0.0, le=1.0)
+    detector_batch: int = Field(default=8, ge=1, le=256)
+    reporter: Literal["template"] = "template"
+
+    max_image_pixels: int = Field(default=64_000_000, ge=1, description="Larger images are rejected.")
+    min_image_side: int = Field(default=16, ge=1, description="Smaller images are rejected.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                f"ARGUS_DATABASE_URL must be a SQLAlchemy URL such as sqlite:///x.db, got {value!r}"
+            )
+        return value
+
+    @field_validator("object_store")
+    @classmethod
+    def _check_object_store(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("file://"):
+            raise ValueError(f"ARGUS_OBJECT_STORE must be a file:// URL, got {value!r}")
+        return value
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """The data directory as an absolute path."""
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'argus.db'}"
+
+    @property
+    def resolved_object_store(self) -> str:
+        """The object store URL, defaulting to ``file://<data_dir>/objects``."""
+        return self.object_store or f"file://{self.resolved_data_dir / 'objects'}"
+
+    def detector_weights(self, domain: str) -> Path | None:
+        """User-configured detector weights for a domain, or None for the shipped ones."""
+        return self.medical_detector if domain == "medical" else self.industrial_detector
+
+    def segmenter_weights(self, domain: str) -> Path | None:
+        """User-configured segmenter weights for a domain, or None for the shipped ones."""
+        return self.medical_segmenter if domain == "medical" else self.industrial_segmenter
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,103 @@
+"""YOLO detection adapter; the only module that imports ultralytics (AGPL-3.0 boundary)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.registry import WeightsError
+from models.types import Detection
+
+
+def _yolo_class() -> Any:
+    # Imported lazily: ultralytics reads its config dir from the environment at import time,
+    # which argus.runtime sets up first.
+    from ultralytics import YOLO
+
+    return YOLO
+
+
+@dataclass
+class Detector:
+    """Adapter around an ultralytics model: uint8 2-D images in, source-pixel detections out."""
+
+    model: Any
+    device: str
+    image_size: int
+    class_names: tuple[str, ...]
+
+    def pre_process(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Gray uint8 → 3-channel arrays (the layout standard YOLO weights expect)."""
+        out = []
+        for img in images:
+            if img.dtype != np.uint8 or img.ndim != 2:
+                raise ValueError(f"detector expects 2-D uint8 images, got {img.dtype} {img.shape}")
+            out.append(np.repeat(img[:, :, None], 3, axis=2))
+        return out
+
+    def predict(self, batch: list[np.ndarray], confidence: float, iou: float) -> list[Any]:
+        """Raw ultralytics results for one batch."""
+        return list(
+            self.model.predict(
+                batch,
+                imgsz=self.image_size,
+                conf=confidence,
+                iou=iou,
+                device=self.device,
+                half=self.device == "cuda",
+                verbose=False,
+            )
+        )
+
+    def post_process(self, results: list[Any]) -> list[list[Detection]]:
+        """Results → detections in source pixels (ultralytics already rescales boxes)."""
+        out: list[list[Detection]] = []
+        for res in results:
+            boxes = res.boxes
+            xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
+            scores = boxes.conf.cpu().numpy() if len(boxes) else np.zeros(0)
+            classes = boxes.cls.cpu().numpy().astype(int) if len(boxes) else np.zeros(0, int)
+            dets = [
+                Detection(
+                    label=self.class_names[c] if c < len(self.class_names) else str(c),
+                    class_id=int(c),
+                    score=round(float(s), 4),
+                    box=(
+                        round(float(b[0]), 1),
+                        round(float(b[1]), 1),
+                        round(float(b[2]), 1),
+                        round(float(b[3]), 1),
+                    ),
+                )
+                for b, s, c in zip(xyxy, scores, classes, strict=True)
+            ]
+            out.append(sorted(dets, key=lambda d: -d.score))
+        return out
+
+    def detect(
+        self, images: Sequence[np.ndarray], confidence: float = 0.25, iou: float = 0.5, batch_size: int = 8
+    ) -> list[list[Detection]]:
+        """Detections for each image, batched through the network."""
+        prepared = self.pre_process(images)
+        out: list[list[Detection]] = []
+        for start in range(0, len(prepared), batch_size):
+            out.extend(self.post_process(self.predict(prepared[start : start + batch_size], confidence, iou)))
+        return out
+
+
+@lru_cache(maxsize=8)
+def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Detector:
+    """Load (once per path, content hash and device) a YOLO model from a local ``.pt`` file."""
+    try:
+        model = _yolo_class()(str(path), task="detect")
+    except Exception as exc:
+        raise WeightsError(f"cannot load detector weights {path}: {exc}") from exc
+    names = model.names
+    class_names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
+    model.to(device)
+    return Detector(model=model, device=device, image_size=image_size, class_names=class_names)

@@ -1,0 +1,63 @@
+"""What a reporter receives and returns; every backend speaks these types."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class FindingInput(BaseModel):
+    """One detected and segmented finding, as the reporter sees it."""
+
+    index: int
+    label: str
+    score: float = Field(ge=0.0, le=1.0)
+    box: tuple[float, float, float, float]
+    series_uid: str | None = None
+    slice_number: int | None = None  # 1-based position in its series
+    slices_in_series: int | None = None
+    image_width: int
+    image_height: int
+    area_px: float
+    area_mm2: float | None = None
+    width_mm: float | None = None
+    height_mm: float | None = None
+
+
+class ReportRequest(BaseModel):
+    """Everything a reporter may ground its text in; image crops come as object-store keys."""
+
+    domain: Literal["medical", "industrial"]
+    study_uid: str
+    modality: str | None = None
+    description: str | None = None
+    images_examined: int
+    findings: list[FindingInput]
+    roi_keys: list[str] = Field(default_factory=list)
+
+
+class ReportFinding(BaseModel):
+    """A finding as stated in the report."""
+
+    index: int
+    label: str
+    score: float
+    location: str
+    size: str
+    area_mm2: float | None = None
+    area_px: float
+
+
+class Report(BaseModel):
+    """A structured report plus its rendered text; always AI-generated and for review."""
+
+    title: str
+    domain: Literal["medical", "industrial"]
+    findings: list[ReportFinding]
+    impression: str
+    text: str
+    reporter: str
+    model: str
+    ai_generated: bool = True
+    disclaimer: str = "AI-generated from synthetic-data models; for review, not for clinical or release use."

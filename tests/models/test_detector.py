@@ -1,0 +1,56 @@
+"""The shipped detectors run through the adapter on held-out synthetic images."""
+
+import numpy as np
+import pytest
+
+from models.detector import load_detector
+from models.domains import domain_spec
+from models.registry import WeightsError, resolve_weights
+from models.synthetic import samples_for
+from models.train import HELD_OUT_OFFSET
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.mark.parametrize("domain", ["medical", "industrial"])
+def test_shipped_detector_finds_most_held_out_findings(domain: str) -> None:
+    ref = resolve_weights("detector", domain)
+    detector = load_detector(ref.path, ref.sha256, "cpu", domain_spec(domain).image_size)
+    assert detector.class_names == domain_spec(domain).class_names
+    samples = samples_for(domain, seed=HELD_OUT_OFFSET + 5, count=24)
+    results = detector.detect([s.image for s in samples], confidence=0.25, batch_size=8)
+    truth = matched = 0
+    for sample, dets in zip(samples, results, strict=True):
+        for box, cls in zip(sample.boxes, sample.class_ids, strict=True):
+            truth += 1
+            matched += any(d.class_id == cls and _iou(d.box, box) >= 0.3 for d in dets)
+        for d in dets:
+            assert 0 <= d.box[0] < d.box[2] <= 256 and 0 <= d.box[1] < d.box[3] <= 256
+    assert truth > 10
+    assert matched / truth >= 0.6, f"recall {matched}/{truth}"
+
+
+def test_boxes_come_back_in_source_pixels_for_other_sizes() -> None:
+    ref = resolve_weights("detector", "industrial")
+    detector = load_detector(ref.path, ref.sha256, "cpu", 256)
+    sample = next(s for s in samples_for("industrial", 99, 20) if len(s.masks) == 1 and s.class_ids[0] != 1)
+    big = np.kron(sample.image, np.ones((2, 2), np.uint8))  # 512 x 512, same content
+    small_dets = detector.detect([sample.image])[0]
+    big_dets = detector.detect([big])[0]
+    assert small_dets and big_dets
+    assert np.allclose(np.array(big_dets[0].box) / 2, small_dets[0].box, atol=6)
+
+
+def test_unloadable_detector_weights(tmp_path) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(WeightsError, match="cannot load detector weights"):
+        load_detector(bad, "abc", "cpu", 256)
+    with pytest.raises(ValueError, match="2-D uint8"):
+        ref = resolve_weights("detector", "medical")
+        load_detector(ref.path, ref.sha256, "cpu", 256).detect([np.zeros((8, 8), np.float32)])

@@ -1,0 +1,60 @@
+from models.reporter import FindingInput, ReportRequest, TemplateReporter, get_reporter
+from models.reporter.template import describe_location
+
+
+def _finding(index: int, box: tuple[float, float, float, float], **kw: object) -> FindingInput:
+    base = {"label": "lesion", "score": 0.91, "image_width": 256, "image_height": 256, "area_px": 120.0}
+    return FindingInput(index=index, box=box, **(base | kw))  # type: ignore[arg-type]
+
+
+def test_medical_report_states_every_finding_with_mm_and_location() -> None:
+    request = ReportRequest(
+        domain="medical",
+        study_uid="1.2.3",
+        modality="CT",
+        images_examined=8,
+        findings=[
+            _finding(
+                1,
+                (40, 40, 60, 56),
+                slice_number=3,
+                slices_in_series=8,
+                area_mm2=250.5,
+                width_mm=29.7,
+                height_mm=23.8,
+            ),
+            _finding(
+                2,
+                (200, 180, 212, 190),
+                slice_number=5,
+                slices_in_series=8,
+                area_mm2=60.0,
+                width_mm=17.8,
+                height_mm=14.8,
+            ),
+        ],
+    )
+    report = TemplateReporter().generate(request)
+    assert [f.index for f in report.findings] == [1, 2]
+    assert report.findings[0].location == "right anterior, slice 3 of 8"
+    assert report.findings[1].location == "left posterior, slice 5 of 8"
+    assert "29.7 x 23.8 mm" in report.text and "area 250.5 mm2" in report.text
+    assert report.impression.startswith("2 lesions detected; largest 29.7 x 23.8 mm")
+    assert report.ai_generated and report.reporter == "template"
+
+
+def test_industrial_report_without_findings_passes_part() -> None:
+    request = ReportRequest(domain="industrial", study_uid="2.25.1", images_examined=3, findings=[])
+    report = TemplateReporter().generate(request)
+    assert report.findings == []
+    assert "passes visual inspection" in report.impression
+    assert "- None detected." in report.text
+
+
+def test_industrial_locations_and_pixel_sizes() -> None:
+    f = _finding(1, (10, 200, 30, 240), label="crack")
+    assert describe_location(f, "industrial") == "lower left at (20, 220) px"
+    request = ReportRequest(domain="industrial", study_uid="2.25.1", images_examined=1, findings=[f])
+    report = get_reporter("template").generate(request)
+    assert "20 x 40 px, area 120 px" in report.text
+    assert report.impression == "1 crack detected; part flagged for QC review."
