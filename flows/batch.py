@@ -1,0 +1,38 @@
+"""analyze_paths: the batch entry point: scan files/folders, reject what is unusable, analyze each study."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prefect import flow
+
+from flows.study import analyze_study
+from tasks.intake import InputError, quarantine, scan
+
+
+@dataclass
+class BatchOutcome:
+    """Run ids of analyzed studies and the inputs that could not be analyzed."""
+
+    run_ids: list[str] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+
+
+@flow(name="analyze-paths", validate_parameters=False)
+def analyze_paths(paths: Sequence[str], domain: str | None = None) -> BatchOutcome:
+    """Analyze every study found under ``paths``; one bad input never stops the others."""
+    groups, errors = scan(paths, domain)
+    if errors:
+        quarantine(errors)
+    outcome = BatchOutcome(errors=list(errors))
+    for group in groups:
+        state = analyze_study(group.paths, group.domain, return_state=True)
+        if state.is_completed():
+            outcome.run_ids.append(state.result())
+        else:
+            where = os.path.commonpath(group.paths) if len(group.paths) > 1 else group.paths[0]
+            exc = state.result(raise_on_failure=False)
+            outcome.errors.append(InputError(where, f"analysis failed: {exc}"))
+    return outcome

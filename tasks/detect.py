@@ -1,0 +1,53 @@
+"""Detect task: YOLO localization over every frame of a study, batched."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from argus.settings import get_settings
+from tasks import resources
+from tasks.arrays import fetch_frames
+from tasks.gpu import gpu_slot
+from tasks.records import record_stage_done, utcnow
+from tasks.types import LoadedStudy, Localization, RunHandle
+
+
+@task(
+    name="detect", tags=["gpu"], retries=1, retry_delay_seconds=2, timeout_seconds=1800, cache_policy=NO_CACHE
+)
+def detect(study: LoadedStudy, run: RunHandle) -> list[Localization]:
+    """Localize lesions or defects on each frame; boxes in source pixels."""
+    started = utcnow()
+    settings = get_settings()
+    frames = fetch_frames(study.frames_archive)
+    model = resources.detector(study.domain)
+    with gpu_slot():
+        per_frame = model.detect(
+            frames,
+            confidence=settings.detector_confidence,
+            iou=settings.detector_iou,
+            batch_size=settings.detector_batch,
+        )
+    found = [
+        Localization(frame=i, label=d.label, class_id=d.class_id, score=d.score, box=d.box)
+        for i, dets in enumerate(per_frame)
+        for d in dets
+    ]
+    weights = resources.weights("detector", study.domain)
+    record_stage_done(
+        run,
+        "detect",
+        started,
+        {
+            "frames": len(frames),
+            "detections": len(found),
+            "model": weights.name,
+            "model_version": weights.version,
+            "weights_sha256": weights.sha256,
+            "confidence": settings.detector_confidence,
+            "iou": settings.detector_iou,
+            "device": resources.device(),
+        },
+    )
+    return found

@@ -1,0 +1,120 @@
+"""Load task: read a study's files, keep the originals in the store, stage model-ready frames."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from argus.loading import LoadLimits, StudyInput, scan_inputs
+from argus.settings import get_settings
+from tasks.arrays import encode_frames
+from tasks.resources import object_store
+from tasks.types import FrameRef, LoadedStudy, ObjectRef
+
+# The medical models were trained on CT; MR goes through percentile normalization.
+MEDICAL_MODALITIES = ("CT", "MR")
+
+
+class StudyLoadError(ValueError):
+    """The files handed to the load task are not one analyzable study."""
+
+
+def resolve_domain(kind: str, requested: str | None) -> str:
+    """The domain to analyze with: as requested, else medical for DICOM and industrial for photos."""
+    if requested is not None:
+        return requested
+    return "medical" if kind == "dicom" else "industrial"
+
+
+def modality_problem(study: StudyInput, domain: str) -> str | None:
+    """Why a study cannot go through a domain's models, or None when it can."""
+    if domain != "medical":
+        return None
+    for series in study.series:
+        if study.kind == "dicom" and series.modality not in MEDICAL_MODALITIES:
+            return (
+                f"modality {series.modality or 'unknown'} of series {series.series_uid} is not supported "
+                f"by the medical models (supported: {', '.join(MEDICAL_MODALITIES)})"
+            )
+    return None
+
+
+def input_key(study_uid: str, sha256: str, name: str) -> str:
+    """Content-addressed key of an original input under its study's prefix."""
+    return f"studies/{study_uid}/inputs/{sha256}/{Path(name).name}"
+
+
+def limits() -> LoadLimits:
+    """Input size limits from settings."""
+    settings = get_settings()
+    return LoadLimits(min_side=settings.min_image_side, max_pixels=settings.max_image_pixels)
+
+
+@task(name="load-study", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def load_study(paths: Sequence[str], domain: str | None = None) -> LoadedStudy:
+    """Read one study's files, store the originals and its model-ready frames; return references."""
+    scan = scan_inputs([Path(p) for p in paths], limits())
+    if scan.rejected:
+        raise StudyLoadError("; ".join(f"{r.path}: {r.reason}" for r in scan.rejected))
+    if len(scan.studies) != 1:
+        raise StudyLoadError(f"expected the files of exactly one study, found {len(scan.studies)}")
+    study = scan.studies[0]
+    chosen = resolve_domain(study.kind, domain)
+    problem = modality_problem(study, chosen)
+    if problem:
+        raise StudyLoadError(problem)
+    store = object_store()
+    inputs = []
+    for path in study.source_paths:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        content_type = "application/dicom" if study.kind == "dicom" else _image_content_type(path)
+        stored = store.put_bytes(input_key(study.study_uid, digest, path.name), data, content_type)
+        inputs.append(ObjectRef(stored.key, stored.sha256, stored.size, stored.content_type))
+    frames: list[np.ndarray] = []
+    refs: list[FrameRef] = []
+    for series in study.series:
+        for number, frame in enumerate(series.frames, start=1):
+            refs.append(
+                FrameRef(
+                    index=len(frames),
+                    series_uid=series.series_uid,
+                    slice_number=number,
+                    slices_in_series=len(series.frames),
+                    source_file=frame.source_path.name,
+                    sop_instance_uid=frame.sop_instance_uid,
+                    width=int(frame.pixels.shape[1]),
+                    height=int(frame.pixels.shape[0]),
+                    pixel_spacing_mm=frame.pixel_spacing_mm,
+                )
+            )
+            frames.append(frame.pixels)
+    inputs_digest = hashlib.sha256("".join(sorted(i.sha256 for i in inputs)).encode()).hexdigest()
+    archive = store.put_bytes(
+        f"studies/{study.study_uid}/frames/{inputs_digest}.npz", encode_frames(frames), "application/x-npz"
+    )
+    return LoadedStudy(
+        study_uid=study.study_uid,
+        kind=study.kind,
+        domain=chosen,
+        modality=study.series[0].modality if study.series else None,
+        patient_id=study.patient_id,
+        accession_number=study.accession_number,
+        description=study.description,
+        inputs=tuple(inputs),
+        input_names=tuple(p.name for p in study.source_paths),
+        frames_archive=ObjectRef(archive.key, archive.sha256, archive.size, archive.content_type),
+        frames=tuple(refs),
+    )
+
+
+def _image_content_type(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff"}.get(
+        suffix, f"image/{suffix or 'octet-stream'}"
+    )

@@ -1,0 +1,150 @@
+"""Persist task: overlays and report files to the store, then every row of the run in one transaction."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from dataclasses import asdict
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from argus.overlay import render_overlay
+from models.domains import domain_spec
+from models.reporter import Report
+from storage.audit import record_event
+from storage.repository import finish_run, record_stage, save_results
+from tasks.arrays import decode_png, encode_png, fetch_frames
+from tasks.records import utcnow
+from tasks.resources import actor, db_session, object_store
+from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
+
+
+def _put(key: str, data: bytes, content_type: str, kind: str) -> tuple[str, ObjectRef]:
+    stored = object_store().put_bytes(key, data, content_type)
+    return kind, ObjectRef(stored.key, stored.sha256, stored.size, stored.content_type)
+
+
+def render_artifacts(
+    study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding], report: Report
+) -> list[tuple[str, ObjectRef]]:
+    """Write overlays, the mask archive and the report files; return (kind, ref) for each."""
+    written: list[tuple[str, ObjectRef]] = []
+    by_frame: dict[int, list[SegmentedFinding]] = defaultdict(list)
+    for f in findings:
+        by_frame[f.frame].append(f)
+    store = object_store()
+    masks = {
+        f.index: decode_png(store.get_bytes(f.mask.key, expected_sha256=f.mask.sha256)) > 0 for f in findings
+    }
+    if findings:
+        frames = fetch_frames(study.frames_archive)
+        for frame_index, items in sorted(by_frame.items()):
+            overlay = render_overlay(
+                frames[frame_index],
+                [f.box for f in items],
+                [masks[f.index] for f in items],
+                [f"#{f.index} {f.label} {f.score:.2f}" for f in items],
+                [_class_index(study, f.label) for f in items],
+            )
+            name = f"overlay-frame-{frame_index + 1:03d}.png"
+            written.append(_put(f"{run.prefix}/overlays/{name}", encode_png(overlay), "image/png", "overlay"))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **{f"finding_{i:03d}": m for i, m in masks.items()})  # type: ignore[arg-type]
+        written.append(
+            _put(f"{run.prefix}/masks/masks.npz", buffer.getvalue(), "application/x-npz", "masks_npz")
+        )
+    written.append(
+        _put(
+            f"{run.prefix}/report/report.json",
+            report.model_dump_json(indent=2).encode(),
+            "application/json",
+            "report_json",
+        )
+    )
+    markdown = f"# {report.title}\n\n```\n{report.text}\n```\n\n_{report.disclaimer}_\n"
+    written.append(_put(f"{run.prefix}/report/report.md", markdown.encode(), "text/markdown", "report_md"))
+    return written
+
+
+def _class_index(study: LoadedStudy, label: str) -> int:
+    names = domain_spec(study.domain).class_names
+    return names.index(label) if label in names else len(names)
+
+
+@task(name="persist", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding], report: Report) -> str:
+    """Store the run's artifacts, then its findings, report, artifact rows and audit events atomically."""
+    started = utcnow()
+    written = render_artifacts(study, run, findings, report)
+    artifacts = [("input", ref) for ref in study.inputs]
+    artifacts.append(("frames", study.frames_archive))
+    artifacts += [("mask", f.mask) for f in findings]
+    artifacts += written
+    me = actor()
+    with db_session() as session:
+        save_results(
+            session,
+            run_id=run.run_id,
+            findings=[
+                {
+                    "index": f.index,
+                    "label": f.label,
+                    "score": f.score,
+                    "x1": f.box[0],
+                    "y1": f.box[1],
+                    "x2": f.box[2],
+                    "y2": f.box[3],
+                    "series_uid": study.frames[f.frame].series_uid,
+                    "slice_index": study.frames[f.frame].slice_number if study.kind == "dicom" else None,
+                    "sop_instance_uid": study.frames[f.frame].sop_instance_uid,
+                    "area_px": f.area_px,
+                    "area_mm2": f.area_mm2,
+                    "mask_key": f.mask.key,
+                }
+                for f in findings
+            ],
+            report={
+                "reporter": report.reporter,
+                "model": report.model,
+                "text": report.text,
+                "impression": report.impression,
+                "structured": json.loads(report.model_dump_json()),
+            },
+            artifacts=[{"kind": kind, **asdict(ref)} for kind, ref in artifacts],
+        )
+        for kind, ref in artifacts:
+            if kind == "input":
+                continue  # audited as "ingested" when the run opened
+            record_event(
+                session,
+                actor=me,
+                action="stored",
+                object_type="artifact",
+                object_id=ref.key,
+                study_uid=run.study_uid,
+                details={"kind": kind, "sha256": ref.sha256, "size": ref.size, "run_id": run.run_id},
+            )
+        summary = {"findings": len(findings), "impression": report.impression}
+        record_stage(
+            session,
+            run_id=run.run_id,
+            stage="persist",
+            status="completed",
+            started_at=started,
+            finished_at=utcnow(),
+            details={"artifacts": len(artifacts)},
+        )
+        finish_run(session, run_id=run.run_id, status="completed", summary=summary)
+        record_event(
+            session,
+            actor=me,
+            action="run_completed",
+            object_type="run",
+            object_id=run.run_id,
+            study_uid=run.study_uid,
+            details={**summary, "artifacts": len(artifacts)},
+        )
+    return run.run_id

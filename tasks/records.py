@@ -1,0 +1,41 @@
+"""Small helpers tasks use to write stage rows and audit events in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from storage.audit import record_event
+from storage.repository import record_stage
+from tasks.resources import actor, db_session
+from tasks.types import RunHandle
+
+
+def utcnow() -> dt.datetime:
+    """Current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def record_stage_done(
+    run: RunHandle, stage: str, started: dt.datetime, details: dict[str, Any], action: str = "analyzed"
+) -> None:
+    """Stage row + its audit event, committed together."""
+    with db_session() as session:
+        record_stage(
+            session,
+            run_id=run.run_id,
+            stage=stage,
+            status="completed",
+            started_at=started,
+            finished_at=utcnow(),
+            details=details,
+        )
+        record_event(
+            session,
+            actor=actor(),
+            action=action,
+            object_type="run",
+            object_id=run.run_id,
+            study_uid=run.study_uid,
+            details={"stage": stage, **details},
+        )

@@ -1,0 +1,85 @@
+"""Segment task: U-Net masks for each localized finding, stored as PNGs, with measurements."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import resources
+from tasks.arrays import encode_png, fetch_frames
+from tasks.gpu import gpu_slot
+from tasks.records import record_stage_done, utcnow
+from tasks.types import FrameRef, LoadedStudy, Localization, ObjectRef, RunHandle, SegmentedFinding
+
+
+def measure(mask: np.ndarray, frame: FrameRef) -> tuple[float, float | None, float | None, float | None]:
+    """Area in px and, where the frame has a pixel spacing, area in mm² and extent in mm."""
+    area_px = float(mask.sum())
+    if frame.pixel_spacing_mm is None or area_px == 0:
+        return area_px, None, None, None
+    row_mm, col_mm = frame.pixel_spacing_mm
+    ys, xs = np.nonzero(mask)
+    width_mm = float(xs.max() - xs.min() + 1) * col_mm
+    height_mm = float(ys.max() - ys.min() + 1) * row_mm
+    return area_px, round(area_px * row_mm * col_mm, 2), round(width_mm, 2), round(height_mm, 2)
+
+
+@task(
+    name="segment",
+    tags=["gpu"],
+    retries=1,
+    retry_delay_seconds=2,
+    timeout_seconds=1800,
+    cache_policy=NO_CACHE,
+)
+def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> list[SegmentedFinding]:
+    """Segment every detection inside its ROI and store one mask PNG per finding."""
+    started = utcnow()
+    frames = fetch_frames(study.frames_archive) if found else []
+    model = resources.segmenter(study.domain)
+    by_frame: dict[int, list[Localization]] = defaultdict(list)
+    for loc in found:
+        by_frame[loc.frame].append(loc)
+    store = resources.object_store()
+    results: list[SegmentedFinding] = []
+    for frame_index in sorted(by_frame):
+        locs = by_frame[frame_index]
+        with gpu_slot():
+            masks = model.segment(frames[frame_index], [loc.box for loc in locs])
+        for loc, mask in zip(locs, masks, strict=True):
+            index = len(results) + 1
+            stored = store.put_bytes(
+                f"{run.prefix}/masks/finding-{index:03d}.png", encode_png(mask), "image/png"
+            )
+            area_px, area_mm2, width_mm, height_mm = measure(mask, study.frames[frame_index])
+            results.append(
+                SegmentedFinding(
+                    index=index,
+                    frame=frame_index,
+                    label=loc.label,
+                    score=loc.score,
+                    box=loc.box,
+                    mask=ObjectRef(stored.key, stored.sha256, stored.size, stored.content_type),
+                    area_px=area_px,
+                    area_mm2=area_mm2,
+                    width_mm=width_mm,
+                    height_mm=height_mm,
+                )
+            )
+    weights = resources.weights("segmenter", study.domain)
+    record_stage_done(
+        run,
+        "segment",
+        started,
+        {
+            "findings": len(results),
+            "model": weights.name,
+            "model_version": weights.version,
+            "weights_sha256": weights.sha256,
+            "device": resources.device(),
+        },
+    )
+    return results

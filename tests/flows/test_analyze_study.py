@@ -1,0 +1,171 @@
+"""End to end through Prefect: real models, SQLite, filesystem store, audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+from sqlalchemy import func, select
+
+from argus.demo_data import write_demo_inputs
+from storage.schema import Artifact, AuditEvent, Finding, Report, Run, StageResult
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+
+
+def _counts(session) -> dict[str, int]:
+    return {
+        model.__name__: session.scalar(select(func.count()).select_from(model))
+        for model in (Run, Finding, Report, Artifact, AuditEvent, StageResult)
+    }
+
+
+def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
+    from argus.results import study_result
+    from flows.batch import analyze_paths
+    from tasks.resources import db_session, object_store
+
+    ct_dir, surface_dir = write_demo_inputs(tmp_path / "inputs")
+    outcome = analyze_paths([str(ct_dir), str(surface_dir)])
+    assert outcome.errors == []
+    assert len(outcome.run_ids) == 2
+    store = object_store()
+    with db_session() as session:
+        results = {r["domain"]: r for r in (study_result(session, rid) for rid in outcome.run_ids)}
+        medical, industrial = results["medical"], results["industrial"]
+        assert medical["status"] == industrial["status"] == "completed"
+        assert medical["study_uid"] == pydicom.dcmread(next(ct_dir.glob("*.dcm"))).StudyInstanceUID
+        # The demo CT has lesions and the shipped detector finds at least one, measured in mm.
+        assert medical["findings"], "no lesion found in the demo CT"
+        for f in medical["findings"]:
+            assert f["label"] == "lesion" and 1 <= f["slice"] <= 8 and f["area_mm2"] > 0
+        assert all("area_px" in f for f in industrial["findings"])
+        assert {f["label"] for f in industrial["findings"]} <= {"scratch", "dent", "crack"}
+        assert f"{len(medical['findings'])} lesion" in medical["report"]["impression"]
+        kinds = {a["kind"] for a in medical["artifacts"]}
+        assert {"input", "frames", "mask", "masks_npz", "overlay", "report_json", "report_md"} <= kinds
+        assert sum(a["kind"] == "input" for a in medical["artifacts"]) == 8
+        # Every artifact is in the store, byte-identical to its recorded checksum.
+        for result in results.values():
+            for a in result["artifacts"]:
+                data = store.get_bytes(a["key"])
+                assert hashlib.sha256(data).hexdigest() == a["sha256"] and len(data) == a["size"]
+        # Inputs are kept byte for byte; masks decode to images of the frame size.
+        first = sorted(ct_dir.glob("*.dcm"))[0].read_bytes()
+        input_keys = [a["key"] for a in medical["artifacts"] if a["kind"] == "input"]
+        assert any(store.get_bytes(k) == first for k in input_keys)
+        mask_key = medical["findings"][0]["mask_key"]
+        mask = cv2.imdecode(np.frombuffer(store.get_bytes(mask_key), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (256, 256) and mask.max() == 255
+        report = json.loads(
+            store.get_bytes(f"studies/{medical['study_uid']}/runs/{medical['run_id']}/report/report.json")
+        )
+        assert len(report["findings"]) == len(medical["findings"])
+        # Stages and audit trail.
+        stages = session.scalars(
+            select(StageResult.stage).where(StageResult.run_id == medical["run_id"])
+        ).all()
+        assert sorted(stages) == ["detect", "persist", "report", "segment"]
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.study_uid == medical["study_uid"]).order_by(AuditEvent.id)
+        ).all()
+        actions = [e.action for e in events]
+        assert actions.count("ingested") == 8
+        assert actions[8] == "run_started" and actions[-1] == "run_completed"
+        assert actions.count("analyzed") == 3
+        detect_event = next(e for e in events if e.details.get("stage") == "detect")
+        assert len(detect_event.details["weights_sha256"]) == 64
+        assert actions.count("stored") == len(medical["artifacts"]) - 8
+        before = _counts(session)
+
+    # The same inputs again: the completed run is reused, nothing is duplicated.
+    again = analyze_paths([str(ct_dir), str(surface_dir)])
+    assert sorted(again.run_ids) == sorted(outcome.run_ids)
+    with db_session() as session:
+        assert _counts(session) == before
+        from storage.audit import verify_chain
+
+        assert verify_chain(session) == []
+
+
+def test_bad_inputs_are_rejected_recorded_and_quarantined(argus_env: Path, tmp_path: Path) -> None:
+    from flows.batch import analyze_paths
+    from tasks.resources import db_session, object_store
+
+    _, surface_dir = write_demo_inputs(tmp_path / "inputs")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    ct_file = sorted((tmp_path / "inputs" / "ct-study").glob("*.dcm"))[0]
+    (bad / "truncated.dcm").write_bytes(ct_file.read_bytes()[:-20_000])
+    ds = pydicom.dcmread(ct_file)
+    del ds.PixelData
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(bad / "no-pixels.dcm")
+    (bad / "notes.dcm").write_text("this is a text file, not DICOM\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1), np.uint8))
+
+    outcome = analyze_paths([str(bad), str(empty), str(tiny), str(surface_dir)])
+    reasons = {Path(e.path).name: e.reason for e in outcome.errors}
+    assert set(reasons) == {"truncated.dcm", "no-pixels.dcm", "notes.dcm", "empty", "tiny.png"}
+    assert "pixel data" in reasons["truncated.dcm"]
+    assert "no pixel data" in reasons["no-pixels.dcm"]
+    assert "not a DICOM file" in reasons["notes.dcm"]
+    assert "no images" in reasons["empty"]
+    assert "too small" in reasons["tiny.png"]
+    assert len(outcome.run_ids) == 1  # the good image set was still analyzed
+    store = object_store()
+    with db_session() as session:
+        runs = session.scalars(select(Run)).all()
+        assert [r.status for r in runs] == ["completed"]
+        rejected = session.scalars(select(AuditEvent).where(AuditEvent.action == "rejected")).all()
+        assert {Path(e.object_id).name for e in rejected} == set(reasons)
+        assert all(e.outcome == "failure" and e.details["reason"] for e in rejected)
+        quarantined = {
+            Path(e.details["path"]).name: e.details["quarantine_key"]
+            for e in rejected
+            if "quarantine_key" in e.details
+        }
+        assert set(quarantined) == {"truncated.dcm", "no-pixels.dcm", "notes.dcm", "tiny.png"}
+        assert store.get_bytes(quarantined["notes.dcm"]) == (bad / "notes.dcm").read_bytes()
+        # Nothing of the rejected inputs made it into results.
+        assert not [k for k in store.list("studies/") if k.endswith(("truncated.dcm", "notes.dcm"))]
+
+
+def test_failure_mid_run_leaves_nothing_and_rerun_resumes(
+    argus_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.batch import analyze_paths
+    from models import segmenter as segmenter_module
+    from tasks.resources import db_session, object_store
+
+    _, surface_dir = write_demo_inputs(tmp_path / "inputs")
+
+    def broken(self, image, boxes):  # fault injection: the GPU section dies mid-run
+        raise RuntimeError("CUDA error: device-side assert (injected)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(segmenter_module.Segmenter, "segment", broken)
+        failed = analyze_paths([str(surface_dir)])
+    assert failed.run_ids == [] and "injected" in failed.errors[0].reason
+    with db_session() as session:
+        run = session.scalars(select(Run)).one()
+        run_id, study_uid = run.id, run.study.study_uid
+        assert run.status == "failed" and "injected" in (run.error or "")
+        assert session.scalar(select(func.count()).select_from(Finding)) == 0
+        assert session.scalar(select(func.count()).select_from(Artifact)) == 0
+    assert object_store().list(f"studies/{study_uid}/runs/") == []
+
+    resumed = analyze_paths([str(surface_dir)])
+    assert resumed.run_ids == [run_id]
+    with db_session() as session:
+        assert session.get(Run, run_id).status == "completed"
+        indexes = session.scalars(select(Finding.index).where(Finding.run_id == run_id)).all()
+        assert indexes == sorted(set(indexes)) and len(indexes) >= 1
