@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 ## make test: lint, types, then the whole test suite (slow and integration tests included)
 test: lint
+	bash infra/start-postgres.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -27,7 +27,7 @@ def render_overlay(
     scale = max(1, round(max(canvas.shape) / 768))
     for box, mask, caption, cls in zip(boxes, masks, captions, class_ids, strict=True):
         colour = PALETTE[cls % len(PALETTE)]
-        big_mask = np.kron(mask.astype(np.uint8), np.ones((zoom, zoom), np.uint8))
+        big_mask = np.kron(mask.astype(np.uint8), np.ones((zoom, zoom), np.uint8)).astype(np.uint8)
         contours, _ = cv2.findContours(big_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(canvas, contours, -1, colour, scale)
         x1, y1, x2, y2 = (round(v * zoom) for v in box)

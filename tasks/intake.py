@@ -60,17 +60,21 @@ def quarantine(errors: Sequence[InputError]) -> list[str]:
     """Copy each rejected file into ``quarantine/`` and audit the rejection; returns quarantine keys."""
     store = object_store()
     keys = []
+    recorded = []
+    # Copies first, outside the transaction: SQLite holds its write lock for a session's whole block.
+    for error in errors:
+        path = Path(error.path)
+        details: dict[str, object] = {"reason": error.reason, "path": str(path)}
+        if path.is_file() and path.stat().st_size <= QUARANTINE_MAX_BYTES:
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            stored = store.put_bytes(f"quarantine/{digest}/{path.name}", data, "application/octet-stream")
+            details |= {"quarantine_key": stored.key, "sha256": digest}
+            keys.append(stored.key)
+        recorded.append((path, details))
     me = actor()
     with db_session() as session:
-        for error in errors:
-            path = Path(error.path)
-            details: dict[str, object] = {"reason": error.reason, "path": str(path)}
-            if path.is_file() and path.stat().st_size <= QUARANTINE_MAX_BYTES:
-                data = path.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-                stored = store.put_bytes(f"quarantine/{digest}/{path.name}", data, "application/octet-stream")
-                details |= {"quarantine_key": stored.key, "sha256": digest}
-                keys.append(stored.key)
+        for path, details in recorded:
             record_event(
                 session,
                 actor=me,

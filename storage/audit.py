@@ -1,0 +1,207 @@
+"""Append-only, hash-chained audit trail (who did what to which study, when, from where).
+
+Every event stores the hash of the event before it, and its own hash covers that link and all of its
+content. Editing an event, or deleting or reordering events anywhere but at the very end, therefore
+breaks the chain, and ``verify_chain`` names the event where it breaks. Removing the newest events
+cannot be detected from the table alone; export the latest hash elsewhere if that matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from storage.schema import OUTCOMES, AuditEvent, utcnow
+
+__all__ = ["GENESIS_HASH", "compute_hash", "list_events", "record_event", "verify_chain"]
+
+GENESIS_HASH = "0" * 64
+# Arbitrary constant ("ArgusAud") naming the PostgreSQL advisory lock that serializes appends.
+_PG_AUDIT_LOCK = 0x4172677573417564
+
+
+def _canonical_details(details: dict[str, Any] | None) -> dict[str, Any]:
+    # Round-trip through JSON so the hashed value is exactly what the JSON column gives back later
+    # (tuples become lists, int keys become strings); NaN is refused because PostgreSQL's JSON refuses it.
+    normalized: dict[str, Any] = json.loads(json.dumps(details or {}, allow_nan=False))
+    return normalized
+
+
+def compute_hash(
+    *,
+    prev_hash: str,
+    time: datetime,
+    actor: str,
+    host: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    study_uid: str | None,
+    outcome: str,
+    details: dict[str, Any],
+) -> str:
+    """sha256 (hex) over a canonical JSON encoding of an event's content and the previous hash."""
+    content = {
+        "prev_hash": prev_hash,
+        "time": time.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "host": host,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "study_uid": study_uid,
+        "outcome": outcome,
+        "details": details,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    """Hold the chain's append lock until the caller's transaction ends, so appends never fork."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # Under READ COMMITTED (the default) the next SELECT then sees the head committed by the
+        # previous holder. Keep audit-writing transactions short: appends wait for each other.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+    elif dialect == "sqlite":
+        # Engines from storage.database already BEGIN IMMEDIATE. For any other engine, a write statement
+        # (this one changes nothing) takes SQLite's single write lock before the head is read.
+        session.execute(text("UPDATE audit_events SET id = id WHERE 0 = 1"))
+    else:
+        raise NotImplementedError(f"audit chain locking is not implemented for {dialect}")
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    outcome: str = "success",
+    study_uid: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain in the caller's transaction and return it (flushed, with its id).
+
+    ``details`` must be JSON-serializable. The event is only durable once the caller commits; rolling back
+    removes it without damaging the chain.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    clean_details = _canonical_details(details)
+    host = socket.gethostname()
+    _lock_chain(session)
+    prev_hash = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    prev_hash = prev_hash or GENESIS_HASH
+    time = utcnow()
+    event = AuditEvent(
+        time=time,
+        actor=actor,
+        host=host,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        study_uid=study_uid,
+        outcome=outcome,
+        details=clean_details,
+        prev_hash=prev_hash,
+        hash=compute_hash(
+            prev_hash=prev_hash,
+            time=time,
+            actor=actor,
+            host=host,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            study_uid=study_uid,
+            outcome=outcome,
+            details=clean_details,
+        ),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def verify_chain(session: Session) -> list[str]:
+    """Check every event's hash and link; return one message per problem (empty list: chain intact)."""
+    # Plain column rows, not ORM objects: objects cached in this session's identity map could hide an edit
+    # made by someone else.
+    rows = session.execute(
+        select(
+            AuditEvent.id,
+            AuditEvent.time,
+            AuditEvent.actor,
+            AuditEvent.host,
+            AuditEvent.action,
+            AuditEvent.object_type,
+            AuditEvent.object_id,
+            AuditEvent.study_uid,
+            AuditEvent.outcome,
+            AuditEvent.details,
+            AuditEvent.prev_hash,
+            AuditEvent.hash,
+        )
+        .order_by(AuditEvent.id)
+        .execution_options(yield_per=1000)
+    )
+    problems: list[str] = []
+    expected_prev = GENESIS_HASH
+    previous_id: int | None = None
+    for row in rows:
+        actual = compute_hash(
+            prev_hash=row.prev_hash,
+            time=row.time,
+            actor=row.actor,
+            host=row.host,
+            action=row.action,
+            object_type=row.object_type,
+            object_id=row.object_id,
+            study_uid=row.study_uid,
+            outcome=row.outcome,
+            details=row.details,
+        )
+        if actual != row.hash:
+            problems.append(f"event {row.id}: content was edited (stored hash does not match its content)")
+        if row.prev_hash != expected_prev:
+            if previous_id is None:
+                problems.append(
+                    f"event {row.id}: previous hash does not match the start of the chain "
+                    "— an earlier row was deleted"
+                )
+            else:
+                problems.append(
+                    f"event {row.id}: previous hash does not match event {previous_id} "
+                    "— a row was deleted or reordered"
+                )
+        expected_prev = row.hash
+        previous_id = row.id
+    return problems
+
+
+def list_events(
+    session: Session,
+    *,
+    study_uid: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[AuditEvent]:
+    """Events matching all given filters, oldest first (by id, i.e. chain order)."""
+    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit).offset(offset)
+    if study_uid is not None:
+        query = query.where(AuditEvent.study_uid == study_uid)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    return list(session.scalars(query))

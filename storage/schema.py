@@ -1,0 +1,269 @@
+"""ORM models of the Argus database, portable between SQLite and PostgreSQL.
+
+The initial migration (``migrations/versions/0001_initial.py``) creates exactly these tables; a test compares
+the two, so any change here needs a new migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Artifact",
+    "AuditEvent",
+    "Base",
+    "Finding",
+    "Report",
+    "Run",
+    "StageResult",
+    "Study",
+    "UTCDateTime",
+    "utcnow",
+]
+
+# Explicit constraint names: SQLite cannot alter a constraint it cannot name, and batch migrations
+# need stable names to drop or recreate constraints later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "completed", "failed")
+STUDY_KINDS = ("dicom", "image")
+STUDY_DOMAINS = ("medical", "industrial")
+OUTCOMES = ("success", "failure")
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always stores UTC and always returns aware UTC datetimes.
+
+    SQLite has no time zone type (SQLAlchemy silently drops the offset), and PostgreSQL returns values
+    in the session time zone; normalising both ways makes values, comparisons and audit hashes identical
+    on both backends.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base sharing one ``MetaData`` with the naming convention above."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute as configuration
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[dict[str, Any]]: JSON(),
+    }
+
+
+class Study(Base):
+    """One DICOM study or one batch of plain images analysed together."""
+
+    __tablename__ = "studies"
+    __table_args__ = (
+        CheckConstraint(_in("kind", STUDY_KINDS), name="kind"),
+        CheckConstraint(_in("domain", STUDY_DOMAINS), name="domain"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    domain: Mapped[str] = mapped_column(String(16))
+    modality: Mapped[str | None] = mapped_column(String(16))
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    accession_number: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    runs: Mapped[list[Run]] = relationship(back_populates="study")
+
+
+class Run(Base):
+    """One analysis of a study; ``idempotency_key`` makes re-submitting the same analysis a no-op."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        Index(None, "study_id", "started_at"),
+        Index(None, "started_at"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # [{"kind", "name", "version", "sha256"}, ...]: exactly which weights produced the results.
+    models: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    code_version: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any] | None]
+
+    study: Mapped[Study] = relationship(back_populates="runs")
+    # The children belong to the run: deleting (or resetting) a run takes them all with it. passive_deletes
+    # lets the database's ON DELETE CASCADE do the work instead of loading every row first.
+    stage_results: Mapped[list[StageResult]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="StageResult.id"
+    )
+    findings: Mapped[list[Finding]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Finding.index"
+    )
+    report: Mapped[Report | None] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+    artifacts: Mapped[list[Artifact]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Artifact.id"
+    )
+
+
+class StageResult(Base):
+    """Outcome and timing of one pipeline stage (ingest, detect, segment, report, ...) of a run."""
+
+    __tablename__ = "stage_results"
+    __table_args__ = (UniqueConstraint("run_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    run: Mapped[Run] = relationship(back_populates="stage_results")
+
+
+class Finding(Base):
+    """One detected object: box in pixel coordinates, optional DICOM location and mask."""
+
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("run_id", "index"), Index(None, "label"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    series_uid: Mapped[str | None] = mapped_column(String(64))
+    slice_index: Mapped[int | None] = mapped_column(Integer)
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    area_px: Mapped[float] = mapped_column(Float)
+    area_mm2: Mapped[float | None] = mapped_column(Float)
+    mask_key: Mapped[str | None] = mapped_column(String(512))
+
+    run: Mapped[Run] = relationship(back_populates="findings")
+
+
+class Report(Base):
+    """The written report of a run (one per run)."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), unique=True)
+    reporter: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    impression: Mapped[str] = mapped_column(Text)
+    structured: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="report")
+
+
+class Artifact(Base):
+    """A file a run read or produced, stored in the object store under ``key``."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("run_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(128))
+
+    run: Mapped[Run] = relationship(back_populates="artifacts")
+
+
+class AuditEvent(Base):
+    """One entry of the append-only, hash-chained audit trail (see ``storage.audit``)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        Index(None, "study_uid"),
+        Index(None, "action"),
+        Index(None, "actor"),
+        Index(None, "object_type", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(128))
+    study_uid: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
