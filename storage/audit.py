@@ -101,31 +101,19 @@ def record_event(
     _lock_chain(session)
     prev_hash = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     prev_hash = prev_hash or GENESIS_HASH
-    time = utcnow()
-    event = AuditEvent(
-        time=time,
-        actor=actor,
-        host=host,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        study_uid=study_uid,
-        outcome=outcome,
-        details=clean_details,
-        prev_hash=prev_hash,
-        hash=compute_hash(
-            prev_hash=prev_hash,
-            time=time,
-            actor=actor,
-            host=host,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            study_uid=study_uid,
-            outcome=outcome,
-            details=clean_details,
-        ),
-    )
+    fields: dict[str, Any] = {
+        "time": utcnow(),
+        "actor": actor,
+        "host": host,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "study_uid": study_uid,
+        "outcome": outcome,
+        "details": clean_details,
+        "prev_hash": prev_hash,
+    }
+    event = AuditEvent(**fields, hash=compute_hash(**fields))
     session.add(event)
     session.flush()
     return event

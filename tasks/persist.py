@@ -17,7 +17,7 @@ from models.reporter import Report
 from storage.audit import record_event
 from storage.repository import finish_run, record_stage, save_results
 from tasks.arrays import decode_png, encode_png, fetch_frames
-from tasks.records import utcnow
+from tasks.records import audit_run, utcnow
 from tasks.resources import actor, db_session, object_store
 from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
 
@@ -138,13 +138,5 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
             details={"artifacts": len(artifacts)},
         )
         finish_run(session, run_id=run.run_id, status="completed", summary=summary)
-        record_event(
-            session,
-            actor=me,
-            action="run_completed",
-            object_type="run",
-            object_id=run.run_id,
-            study_uid=run.study_uid,
-            details={**summary, "artifacts": len(artifacts)},
-        )
+        audit_run(session, run, "run_completed", {**summary, "artifacts": len(artifacts)})
     return run.run_id

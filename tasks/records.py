@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from storage.audit import record_event
 from storage.repository import record_stage
 from tasks.resources import actor, db_session
@@ -14,6 +16,22 @@ from tasks.types import RunHandle
 def utcnow() -> dt.datetime:
     """Current time, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def audit_run(
+    session: Session, run: RunHandle, action: str, details: dict[str, Any], outcome: str = "success"
+) -> None:
+    """One audit event about a run, in the caller's transaction."""
+    record_event(
+        session,
+        actor=actor(),
+        action=action,
+        object_type="run",
+        object_id=run.run_id,
+        study_uid=run.study_uid,
+        outcome=outcome,
+        details=details,
+    )
 
 
 def record_stage_done(
@@ -30,12 +48,4 @@ def record_stage_done(
             finished_at=utcnow(),
             details=details,
         )
-        record_event(
-            session,
-            actor=actor(),
-            action=action,
-            object_type="run",
-            object_id=run.run_id,
-            study_uid=run.study_uid,
-            details={"stage": stage, **details},
-        )
+        audit_run(session, run, action, {"stage": stage, **details})

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 import argus
 from storage.audit import record_event
 from storage.repository import begin_run, finish_run, upsert_study
+from tasks.records import audit_run
 from tasks.resources import actor, db_session, model_refs, object_store
 from tasks.types import LoadedStudy, RunHandle
 
@@ -66,16 +67,11 @@ def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
                     study_uid=study.study_uid,
                     details={"file": name, "sha256": ref.sha256, "size": ref.size},
                 )
-            record_event(
-                session,
-                actor=me,
-                action="run_started",
-                object_type="run",
-                object_id=run.id,
-                study_uid=study.study_uid,
-                details={"idempotency_key": key, "domain": study.domain, "parameters": parameters},
-            )
-        return RunHandle(run_id=run.id, study_uid=study.study_uid, idempotency_key=key, fresh=fresh)
+        handle = RunHandle(run_id=run.id, study_uid=study.study_uid, idempotency_key=key, fresh=fresh)
+        if fresh:
+            details = {"idempotency_key": key, "domain": study.domain, "parameters": parameters}
+            audit_run(session, handle, "run_started", details)
+        return handle
 
 
 @task(name="fail-run", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -87,13 +83,4 @@ def fail_run(run: RunHandle, error: str) -> None:
         store.delete(key)
     with db_session() as session:
         finish_run(session, run_id=run.run_id, status="failed", error=error)
-        record_event(
-            session,
-            actor=actor(),
-            action="run_failed",
-            object_type="run",
-            object_id=run.run_id,
-            study_uid=run.study_uid,
-            outcome="failure",
-            details={"error": error, "objects_removed": len(removed)},
-        )
+        audit_run(session, run, "run_failed", {"error": error, "objects_removed": len(removed)}, "failure")
