@@ -13,6 +13,7 @@ from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from models.synthetic import CTVolume, ct_volume, surface_image
 
+
 def _uid(*parts: object) -> UID:
     # 2.25.<128-bit integer> needs no registered root; derived from a hash so reruns write identical files.
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()
