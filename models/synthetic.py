@@ -171,7 +171,7 @@ def _dent(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     light = rng.uniform(0, 2 * np.pi)
     # A dent is a shallow bowl: lit on one side, shadowed on the other.
     shade = ((xx - cx) * np.cos(light) + (yy - cy) * np.sin(light)) / r
-    delta = np.where(inside, shade * rng.uniform(40, 70) * (1 - field_**2) - 12, 0.0)
+    delta = np.where(inside, shade * rng.uniform(55, 95) * (1 - field_**2) - 15, 0.0)
     return inside, delta.astype(np.float32)
 
 

@@ -81,6 +81,7 @@ def train_detector(
         exist_ok=True,
         plots=False,
         verbose=False,
+        cache=True,
         mosaic=1.0,
         close_mosaic=3,
         fliplr=0.5,

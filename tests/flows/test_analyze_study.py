@@ -107,19 +107,29 @@ def test_bad_inputs_are_rejected_recorded_and_quarantined(argus_env: Path, tmp_p
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     ds.save_as(bad / "no-pixels.dcm")
     (bad / "notes.dcm").write_text("this is a text file, not DICOM\n")
+    ultrasound = pydicom.dcmread(ct_file)
+    ultrasound.Modality = "US"
+    ultrasound.StudyInstanceUID = pydicom.uid.generate_uid()
+    ultrasound.save_as(tmp_path / "ultrasound.dcm")
     empty = tmp_path / "empty"
     empty.mkdir()
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), np.zeros((1, 1), np.uint8))
 
-    outcome = analyze_paths([str(bad), str(empty), str(tiny), str(surface_dir)])
+    outcome = analyze_paths(
+        [str(bad), str(empty), str(tiny), str(tmp_path / "ultrasound.dcm"), str(surface_dir)]
+    )
     reasons = {Path(e.path).name: e.reason for e in outcome.errors}
-    assert set(reasons) == {"truncated.dcm", "no-pixels.dcm", "notes.dcm", "empty", "tiny.png"}
+    # A folder in which nothing loads is reported itself too, besides each of its files.
+    expected = {"truncated.dcm", "no-pixels.dcm", "notes.dcm", "bad", "empty", "tiny.png", "ultrasound.dcm"}
+    assert set(reasons) == expected
+    assert "no images" in reasons["bad"]
     assert "pixel data" in reasons["truncated.dcm"]
     assert "no pixel data" in reasons["no-pixels.dcm"]
     assert "not a DICOM file" in reasons["notes.dcm"]
     assert "no images" in reasons["empty"]
     assert "too small" in reasons["tiny.png"]
+    assert "modality US" in reasons["ultrasound.dcm"] and "not supported" in reasons["ultrasound.dcm"]
     assert len(outcome.run_ids) == 1  # the good image set was still analyzed
     store = object_store()
     with db_session() as session:
@@ -133,7 +143,7 @@ def test_bad_inputs_are_rejected_recorded_and_quarantined(argus_env: Path, tmp_p
             for e in rejected
             if "quarantine_key" in e.details
         }
-        assert set(quarantined) == {"truncated.dcm", "no-pixels.dcm", "notes.dcm", "tiny.png"}
+        assert set(quarantined) == expected - {"bad", "empty"}
         assert store.get_bytes(quarantined["notes.dcm"]) == (bad / "notes.dcm").read_bytes()
         # Nothing of the rejected inputs made it into results.
         assert not [k for k in store.list("studies/") if k.endswith(("truncated.dcm", "notes.dcm"))]
