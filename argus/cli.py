@@ -68,14 +68,19 @@ def _print_results(results: list[dict[str, Any]], errors: list[dict[str, str]]) 
     store = get_settings().resolved_object_store.removeprefix("file://")
     for result in results:
         table = Table(title=f"{result['domain']} study {result['study_uid']}  (run {result['run_id'][:8]})")
-        for column in ("#", "label", "score", "slice", "box (px)", "size"):
+        for column in ("#", "label", "score", "image", "slice", "box (px)", "size"):
             table.add_column(column)
         for f in result["findings"]:
             size = f"{f['area_mm2']:.1f} mm²" if "area_mm2" in f else f"{f['area_px']:.0f} px"
             box = ", ".join(f"{v:.0f}" for v in f["box"])
-            table.add_row(
-                str(f["index"]), f["label"], f"{f['score']:.2f}", str(f.get("slice", "")), box, size
-            )
+            cells = [
+                str(f["index"]),
+                f["label"],
+                f"{f['score']:.2f}",
+                f["image"] or "",
+                str(f.get("slice", "")),
+            ]
+            table.add_row(*cells, box, size)
         console.print(table)
         if result["report"]:
             console.print(result["report"]["text"], highlight=False)

@@ -30,6 +30,7 @@ def study_result(session: Session, run_id: str) -> dict[str, Any]:
             "label": f.label,
             "score": f.score,
             "box": [f.x1, f.y1, f.x2, f.y2],
+            "image": f.source_file,
             "series_uid": f.series_uid,
             "mask_key": f.mask_key,
         }

@@ -22,6 +22,30 @@ def _yolo_class() -> Any:
     return YOLO
 
 
+def suppress_nested(detections: list[Detection], max_overlap: float = 0.7) -> list[Detection]:
+    """Drop a same-class box mostly inside a higher-scoring one.
+
+    IoU-based NMS keeps a small box nested in a large one (their IoU is low), which would count one
+    lesion or defect twice in the report; overlap is measured against the smaller box instead.
+    """
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        area = det.width * det.height
+        nested = False
+        for other in kept:
+            if other.class_id != det.class_id:
+                continue
+            ix = max(0.0, min(det.box[2], other.box[2]) - max(det.box[0], other.box[0]))
+            iy = max(0.0, min(det.box[3], other.box[3]) - max(det.box[1], other.box[1]))
+            smaller = min(area, other.width * other.height)
+            if smaller > 0 and ix * iy / smaller >= max_overlap:
+                nested = True
+                break
+        if not nested:
+            kept.append(det)
+    return kept
+
+
 @dataclass
 class Detector:
     """Adapter around an ultralytics model: uint8 2-D images in, source-pixel detections out."""
@@ -76,7 +100,7 @@ class Detector:
                 )
                 for b, s, c in zip(xyxy, scores, classes, strict=True)
             ]
-            out.append(sorted(dets, key=lambda d: -d.score))
+            out.append(suppress_nested(dets))
         return out
 
     def detect(

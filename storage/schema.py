@@ -202,6 +202,7 @@ class Finding(Base):
     series_uid: Mapped[str | None] = mapped_column(String(64))
     slice_index: Mapped[int | None] = mapped_column(Integer)
     sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    source_file: Mapped[str | None] = mapped_column(String(255))
     area_px: Mapped[float] = mapped_column(Float)
     area_mm2: Mapped[float | None] = mapped_column(Float)
     mask_key: Mapped[str | None] = mapped_column(String(512))

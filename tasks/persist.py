@@ -100,6 +100,7 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
                     "series_uid": study.frames[f.frame].series_uid,
                     "slice_index": study.frames[f.frame].slice_number if study.kind == "dicom" else None,
                     "sop_instance_uid": study.frames[f.frame].sop_instance_uid,
+                    "source_file": study.frames[f.frame].source_file,
                     "area_px": f.area_px,
                     "area_mm2": f.area_mm2,
                     "mask_key": f.mask.key,

@@ -26,6 +26,7 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
                 series_uid=frame.series_uid if study.kind == "dicom" else None,
                 slice_number=frame.slice_number if study.kind == "dicom" else None,
                 slices_in_series=frame.slices_in_series if study.kind == "dicom" else None,
+                image_name=frame.source_file if study.kind != "dicom" else None,
                 image_width=frame.width,
                 image_height=frame.height,
                 area_px=f.area_px,

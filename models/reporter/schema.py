@@ -17,6 +17,7 @@ class FindingInput(BaseModel):
     series_uid: str | None = None
     slice_number: int | None = None  # 1-based position in its series
     slices_in_series: int | None = None
+    image_name: str | None = None  # file name, for image sets where "slice" means nothing
     image_width: int
     image_height: int
     area_px: float

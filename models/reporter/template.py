@@ -21,7 +21,8 @@ def describe_location(finding: FindingInput, domain: str) -> str:
     vertical = "upper" if cy < 1 / 3 else "lower" if cy > 2 / 3 else "middle"
     horizontal = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
     region = "centre" if vertical == "middle" and horizontal == "centre" else f"{vertical} {horizontal}"
-    return f"{region} at ({(x1 + x2) / 2:.0f}, {(y1 + y2) / 2:.0f}) px"
+    where = f"{region} at ({(x1 + x2) / 2:.0f}, {(y1 + y2) / 2:.0f}) px"
+    return f"{finding.image_name}, {where}" if finding.image_name else where
 
 
 def describe_size(finding: FindingInput) -> str:

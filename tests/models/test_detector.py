@@ -54,3 +54,15 @@ def test_unloadable_detector_weights(tmp_path) -> None:
     with pytest.raises(ValueError, match="2-D uint8"):
         ref = resolve_weights("detector", "medical")
         load_detector(ref.path, ref.sha256, "cpu", 256).detect([np.zeros((8, 8), np.float32)])
+
+
+def test_nested_same_class_boxes_are_counted_once() -> None:
+    from models.detector import suppress_nested
+    from models.types import Detection
+
+    big = Detection("lesion", 0, 0.6, (78.0, 97.0, 106.0, 122.0))
+    inner = Detection("lesion", 0, 0.5, (83.0, 98.0, 103.0, 116.0))  # IoU 0.5, but 100 % inside `big`
+    other_class = Detection("dent", 1, 0.4, (84.0, 99.0, 100.0, 115.0))
+    apart = Detection("lesion", 0, 0.3, (150.0, 150.0, 170.0, 170.0))
+    kept = suppress_nested([inner, apart, big, other_class])
+    assert kept == [big, other_class, apart]

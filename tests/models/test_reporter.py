@@ -54,6 +54,8 @@ def test_industrial_report_without_findings_passes_part() -> None:
 def test_industrial_locations_and_pixel_sizes() -> None:
     f = _finding(1, (10, 200, 30, 240), label="crack")
     assert describe_location(f, "industrial") == "lower left at (20, 220) px"
+    named = _finding(2, (100, 100, 140, 140), label="dent", image_name="part-07.png")
+    assert describe_location(named, "industrial") == "part-07.png, centre at (120, 120) px"
     request = ReportRequest(domain="industrial", study_uid="2.25.1", images_examined=1, findings=[f])
     report = get_reporter("template").generate(request)
     assert "20 x 40 px, area 120 px" in report.text

@@ -112,6 +112,7 @@ def _finding(index: int, **overrides: Any) -> dict[str, Any]:
         "series_uid": "1.2.3.4",
         "slice_index": 12 + index,
         "sop_instance_uid": f"1.2.3.4.{index}",
+        "source_file": f"slice-{index:03d}.dcm",
         "area_px": 812.0,
         "area_mm2": 53.5,
         "mask_key": f"runs/r/masks/{index}.png",

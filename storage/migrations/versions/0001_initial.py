@@ -98,6 +98,7 @@ def upgrade() -> None:
         sa.Column("series_uid", sa.String(64), nullable=True),
         sa.Column("slice_index", sa.Integer(), nullable=True),
         sa.Column("sop_instance_uid", sa.String(64), nullable=True),
+        sa.Column("source_file", sa.String(255), nullable=True),
         sa.Column("area_px", sa.Float(), nullable=False),
         sa.Column("area_mm2", sa.Float(), nullable=True),
         sa.Column("mask_key", sa.String(512), nullable=True),
