@@ -27,9 +27,11 @@ def describe_location(finding: FindingInput, domain: str) -> str:
 
 def describe_size(finding: FindingInput) -> str:
     """Extent and area, in mm where the image has a pixel spacing, else in pixels."""
+    x1, y1, x2, y2 = finding.box
+    if finding.area_px == 0:
+        return f"detection box {x2 - x1:.0f} x {y2 - y1:.0f} px (segmentation found no mask to measure)"
     if finding.width_mm is not None and finding.height_mm is not None and finding.area_mm2 is not None:
         return f"{finding.width_mm:.1f} x {finding.height_mm:.1f} mm, area {finding.area_mm2:.1f} mm2"
-    x1, y1, x2, y2 = finding.box
     return f"{x2 - x1:.0f} x {y2 - y1:.0f} px, area {finding.area_px:.0f} px"
 
 

@@ -60,3 +60,10 @@ def test_industrial_locations_and_pixel_sizes() -> None:
     report = get_reporter("template").generate(request)
     assert "20 x 40 px, area 120 px" in report.text
     assert report.impression == "1 crack detected; part flagged for QC review."
+
+
+def test_a_finding_without_mask_is_not_given_a_made_up_size() -> None:
+    from models.reporter.template import describe_size
+
+    f = _finding(1, (10, 10, 30, 40), area_px=0.0)
+    assert describe_size(f) == "detection box 20 x 30 px (segmentation found no mask to measure)"
