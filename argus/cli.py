@@ -52,8 +52,8 @@ def _prefect_run_context() -> Iterator[None]:
 
 def _analyze(paths: list[Path], domain: str | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     with _prefect_run_context():
+        from argus.db import db_session
         from flows.batch import analyze_paths
-        from tasks.resources import db_session
 
         outcome = analyze_paths([str(p) for p in paths], domain)
         from argus.results import study_result
@@ -136,8 +136,8 @@ def runs(
 ) -> None:
     """List analysis runs, newest first."""
     configure_environment(get_settings())
+    from argus.db import db_session
     from argus.results import runs_listing
-    from tasks.resources import db_session
 
     with db_session() as session:
         rows = runs_listing(session, study_uid=study, limit=limit)
@@ -171,9 +171,9 @@ def audit(
 ) -> None:
     """List audit events, oldest first."""
     configure_environment(get_settings())
+    from argus.db import db_session
     from argus.results import audit_listing
     from storage.audit import list_events
-    from tasks.resources import db_session
 
     with db_session() as session:
         rows = audit_listing(list_events(session, study_uid=study, action=action, limit=limit))

@@ -10,10 +10,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from argus.db import db_session
 from argus.loading import scan_inputs
 from storage.audit import record_event
 from tasks.load import limits, modality_problem, resolve_domain
-from tasks.resources import actor, db_session, object_store
+from tasks.resources import actor, object_store
 
 # Larger rejected files stay where they are (recorded with their path) instead of being copied.
 QUARANTINE_MAX_BYTES = 512 * 1024 * 1024

@@ -11,6 +11,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from argus.db import db_session
 from argus.overlay import render_overlay
 from models.domains import domain_spec
 from models.reporter import Report
@@ -18,7 +19,7 @@ from storage.audit import record_event
 from storage.repository import finish_run, record_stage, save_results
 from tasks.arrays import decode_png, encode_png, fetch_frames
 from tasks.records import audit_run, utcnow
-from tasks.resources import actor, db_session, object_store
+from tasks.resources import actor, object_store
 from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from argus.db import db_session
 from storage.audit import record_event
 from storage.repository import record_stage
-from tasks.resources import actor, db_session
+from tasks.resources import actor
 from tasks.types import RunHandle
 
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
-
+from argus.db import engine
 from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
 from models.domains import domain_spec
 from models.registry import WeightsRef, resolve_weights
 from models.segmenter import Segmenter, load_segmenter
-from storage.database import get_engine, migrate, session_scope
 from storage.object_store import ObjectStore, open_object_store
 from tasks.types import ModelRef
 
@@ -32,21 +27,6 @@ def device() -> str:
 def object_store() -> ObjectStore:
     """The configured object store."""
     return open_object_store(get_settings().resolved_object_store)
-
-
-@lru_cache(maxsize=4)
-def engine() -> Engine:
-    """The configured database, migrated to the current schema on first use."""
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return get_engine(url)
-
-
-@contextlib.contextmanager
-def db_session() -> Iterator[Session]:
-    """One unit of work on the configured database."""
-    with session_scope(engine()) as session:
-        yield session
 
 
 def actor() -> str:

@@ -12,10 +12,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 import argus
+from argus.db import db_session
 from storage.audit import record_event
 from storage.repository import begin_run, finish_run, upsert_study
 from tasks.records import audit_run
-from tasks.resources import actor, db_session, model_refs, object_store
+from tasks.resources import actor, model_refs, object_store
 from tasks.types import LoadedStudy, RunHandle
 
 

@@ -26,9 +26,10 @@ def _counts(session) -> dict[str, int]:
 
 
 def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
+    from argus.db import db_session
     from argus.results import study_result
     from flows.batch import analyze_paths
-    from tasks.resources import db_session, object_store
+    from tasks.resources import object_store
 
     ct_dir, surface_dir = write_demo_inputs(tmp_path / "inputs")
     outcome = analyze_paths([str(ct_dir), str(surface_dir)])
@@ -94,8 +95,9 @@ def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_rejected_recorded_and_quarantined(argus_env: Path, tmp_path: Path) -> None:
+    from argus.db import db_session
     from flows.batch import analyze_paths
-    from tasks.resources import db_session, object_store
+    from tasks.resources import object_store
 
     _, surface_dir = write_demo_inputs(tmp_path / "inputs")
     bad = tmp_path / "bad"
@@ -152,9 +154,10 @@ def test_bad_inputs_are_rejected_recorded_and_quarantined(argus_env: Path, tmp_p
 def test_failure_mid_run_leaves_nothing_and_rerun_resumes(
     argus_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from argus.db import db_session
     from flows.batch import analyze_paths
     from models import segmenter as segmenter_module
-    from tasks.resources import db_session, object_store
+    from tasks.resources import object_store
 
     _, surface_dir = write_demo_inputs(tmp_path / "inputs")
 
