@@ -10,16 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from models.offline import ultralytics_module
 from models.registry import WeightsError
 from models.types import Detection
 
 
 def _yolo_class() -> Any:
-    # Imported lazily: ultralytics reads its config dir from the environment at import time,
-    # which argus.runtime sets up first.
-    from ultralytics import YOLO
-
-    return YOLO
+    # Imported lazily and offline: ultralytics reads its environment at import time.
+    return ultralytics_module().YOLO
 
 
 def suppress_nested(detections: list[Detection], max_overlap: float = 0.7) -> list[Detection]:

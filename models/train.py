@@ -18,6 +18,7 @@ import torch
 from monai.losses import DiceCELoss
 
 from models.domains import domain_spec
+from models.offline import ultralytics_module
 from models.registry import WEIGHTS_DIR, ModelCard, sha256_file, write_card
 from models.segmenter import UNetConfig, build_unet, crop_roi, roi_window, save_segmenter
 from models.synthetic import Sample, samples_for
@@ -61,8 +62,7 @@ def train_detector(
     output: Path | None = None,
 ) -> ModelCard:
     """Train a YOLO detector from its yaml on synthetic data; write weights and card."""
-    from ultralytics import YOLO
-
+    YOLO = ultralytics_module().YOLO
     spec = domain_spec(domain)
     data_yaml = export_yolo_dataset(domain, work_dir / f"{domain}_data", n_train, n_val, seed)
     started = time.monotonic()
@@ -82,6 +82,7 @@ def train_detector(
         plots=False,
         verbose=False,
         cache=True,
+        amp=False,  # on CUDA, ultralytics' AMP self-check downloads a model
         mosaic=1.0,
         close_mosaic=3,
         fliplr=0.5,
@@ -124,9 +125,7 @@ def train_detector(
 
 def evaluate_detector_file(weights: Path, data_yaml: Path, image_size: int) -> dict[str, Any]:
     """mAP50 (overall and per class) of weights on the dataset's held-out split."""
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights), task="detect")
+    model = ultralytics_module().YOLO(str(weights), task="detect")
     res = model.val(
         data=str(data_yaml),
         split="val",

@@ -11,6 +11,7 @@ from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
 from models.domains import domain_spec
+from models.offline import configure_offline_ml
 from models.registry import WeightsRef, resolve_weights
 from models.segmenter import Segmenter, load_segmenter
 from storage.object_store import ObjectStore, open_object_store
@@ -60,6 +61,7 @@ def model_refs(domain: str) -> tuple[ModelRef, ...]:
 
 def detector(domain: str) -> Detector:
     """The loaded detector of a domain."""
+    configure_offline_ml(get_settings().resolved_data_dir / "ultralytics")
     w = weights("detector", domain)
     return load_detector(w.path, w.sha256, device(), domain_spec(domain).image_size)
 

@@ -27,7 +27,7 @@ os.environ.pop("PREFECT_API_URL", None)
 for _key in [k for k in os.environ if k.startswith("ARGUS_")]:
     del os.environ[_key]
 
-from argus.runtime import configure_offline_ml  # noqa: E402
+from models.offline import configure_offline_ml  # noqa: E402
 
 configure_offline_ml(_SESSION_DIR / "ultralytics")
 
@@ -58,8 +58,31 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     return _real_connect_ex(self, address)  # type: ignore[arg-type]
 
 
+_real_getaddrinfo = socket.getaddrinfo
+_real_sendto = socket.socket.sendto
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    # Name lookups are network traffic too (ultralytics' is_online() resolves public DNS names).
+    if host not in (None, "localhost", "") and isinstance(host, str | bytes):
+        name = host.decode() if isinstance(host, bytes) else host
+        try:
+            if not ipaddress.ip_address(name.split("%")[0]).is_loopback:
+                raise OSError(f"test network guard: refusing lookup of {name}")
+        except ValueError:
+            raise OSError(f"test network guard: refusing lookup of {name}") from None
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _guarded_sendto(self: socket.socket, data: bytes, *args: object) -> int:
+    _check_address(args[-1])
+    return _real_sendto(self, data, *args)  # type: ignore[arg-type]
+
+
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign]
+socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from argus.loading.types import (
     Rejection,
     ScanResult,
     StudyInput,
+    patient_directions,
 )
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "Rejection",
     "ScanResult",
     "StudyInput",
+    "patient_directions",
     "scan_inputs",
 ]

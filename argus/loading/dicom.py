@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, iter_pixels
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from argus.loading.types import DEFAULT_LIMITS, Frame, InputRejected, LoadLimits
+from argus.loading.types import DEFAULT_LIMITS, Frame, InputRejected, LoadLimits, Orientation
 from models.preprocess import ct_to_uint8, normalize_to_uint8, to_gray
 
 # SOP classes that never carry an image to analyse, even when they happen to hold pixel-like data
@@ -244,7 +244,7 @@ def _decode_frames(path: Path, ds: Dataset, sop_instance_uid: str | None) -> Ite
     try:
         # Frame by frame: a long cine or enhanced series never sits in memory at full bit depth.
         for index, raw in enumerate(iter_pixels(ds)):
-            spacing, location = _geometry(ds, index, frame_count)
+            spacing, location, orientation = _geometry(ds, index, frame_count)
             yield Frame(
                 pixels=_to_model_uint8(raw, ds, index, photometric, is_ct),
                 source_path=path,
@@ -253,6 +253,7 @@ def _decode_frames(path: Path, ds: Dataset, sop_instance_uid: str | None) -> Ite
                 instance_number=instance_number,
                 pixel_spacing_mm=spacing,
                 slice_location_mm=location,
+                orientation=orientation,
             )
     except InputRejected:
         raise
@@ -276,7 +277,11 @@ def _to_model_uint8(raw: np.ndarray, ds: Dataset, index: int, photometric: str, 
         # Hounsfield units, so even a CT screenshot is normalised rather than windowed.
         return normalize_to_uint8(to_gray(raw))
     values = _apply_modality_lut(raw, ds, index)
-    pixels = ct_to_uint8(values) if is_ct else normalize_to_uint8(values)
+    if is_ct:
+        # Hounsfield units are physical values and the fixed window already defines the display
+        # (air black, as in training), whatever the stored photometric interpretation.
+        return ct_to_uint8(values)
+    pixels = normalize_to_uint8(values)
     if photometric == "MONOCHROME1":
         # MONOCHROME1 shows low values white; the models expect MONOCHROME2 (low = black).
         pixels = 255 - pixels
@@ -293,23 +298,36 @@ def _apply_modality_lut(raw: np.ndarray, ds: Dataset, index: int) -> np.ndarray:
     return raw
 
 
-def _geometry(ds: Dataset, index: int, frame_count: int) -> tuple[tuple[float, float] | None, float | None]:
+def _geometry(
+    ds: Dataset, index: int, frame_count: int
+) -> tuple[tuple[float, float] | None, float | None, Orientation | None]:
+    """Pixel spacing, position along the slice normal and direction cosines of frame `index`."""
     measures = _functional_group_item(ds, index, "PixelMeasuresSequence")
     spacing = _spacing(measures) if measures is not None else None
     spacing = spacing or _spacing(ds) or _spacing(ds, "ImagerPixelSpacing")
 
     position = _functional_group_item(ds, index, "PlanePositionSequence")
-    orientation = _functional_group_item(ds, index, "PlaneOrientationSequence")
+    orientation_ds = _functional_group_item(ds, index, "PlaneOrientationSequence")
     location: float | None = None
-    if position is not None and orientation is not None:
-        location = _position_along_normal(position, orientation)
+    if position is not None and orientation_ds is not None:
+        location = _position_along_normal(position, orientation_ds)
     elif frame_count == 1:
         # Top-level geometry describes a single slice; for classic multi-frame files (cine, NM) it
         # would give every frame the same location, which is worse than none.
         location = _position_along_normal(ds, ds)
         if location is None:
             location = _float(ds, "SliceLocation")
-    return spacing, location
+    # Unlike the position, a top-level orientation holds for every frame of a classic multi-frame file.
+    orientation = _orientation(orientation_ds) if orientation_ds is not None else None
+    orientation = orientation or _orientation(ds)
+    return spacing, location, orientation
+
+
+def _orientation(ds: Dataset) -> Orientation | None:
+    values = _floats(ds, "ImageOrientationPatient", 6)
+    if values is None:
+        return None
+    return (values[0], values[1], values[2], values[3], values[4], values[5])
 
 
 def _functional_group_item(ds: Dataset, index: int, keyword: str) -> Dataset | None:

@@ -48,6 +48,7 @@ def read_image(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> Frame:
         instance_number=None,
         pixel_spacing_mm=None,
         slice_location_mm=None,
+        orientation=None,
     )
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+# DICOM Image Orientation (Patient): direction cosines of the row (x, y, z) then the column (x, y, z),
+# in the patient LPS system (+x patient left, +y posterior, +z superior).
+Orientation = tuple[float, float, float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,49 @@ class Frame:
     instance_number: int | None
     pixel_spacing_mm: tuple[float, float] | None  # (row, column) spacing
     slice_location_mm: float | None  # position along the slice normal
+    # ImageOrientationPatient (per-frame / shared functional group for enhanced multi-frame), as stored;
+    # None when absent (plain images). See patient_directions().
+    orientation: Orientation | None = None
+
+
+# Patient direction each LPS axis points to when followed positively / negatively.
+_LPS_NAMES = (("left", "right"), ("posterior", "anterior"), ("superior", "inferior"))
+# A direction counts as along an axis when that component of the unit vector is at least this large.
+_MIN_AXIS_COSINE = 0.8
+
+
+def patient_directions(orientation: Sequence[float] | None) -> tuple[str, str] | None:
+    """Which patient direction the image's left edge and top edge face: ``(image_left_is, image_top_is)``.
+
+    Standard axial (row +x, column +y) gives ``("right", "anterior")``. None when there is no
+    orientation, when it is not six finite numbers, or when the row or column is oblique (no
+    component reaches 0.8 of the unit vector) or both run along the same patient axis.
+    """
+    if orientation is None or len(orientation) != 6:
+        return None
+    row = _edge_direction(orientation[:3])
+    column = _edge_direction(orientation[3:])
+    if row is None or column is None or row[0] == column[0]:
+        return None
+    return row[1], column[1]
+
+
+def _edge_direction(cosines: Sequence[float]) -> tuple[int, str] | None:
+    """(axis, patient direction) of the image edge a row/column vector points away from."""
+    try:
+        values = [float(v) for v in cosines]
+    except (TypeError, ValueError):
+        return None
+    length = math.hypot(*values)
+    if not math.isfinite(length) or length == 0.0:
+        return None
+    axis = max(range(3), key=lambda i: abs(values[i]))
+    unit = values[axis] / length
+    if abs(unit) < _MIN_AXIS_COSINE:
+        return None
+    # Moving along +vector leads toward the positive-side name, so the edge we start from faces the other.
+    positive, negative = _LPS_NAMES[axis]
+    return axis, negative if unit > 0 else positive
 
 
 @dataclass(frozen=True)
