@@ -23,7 +23,7 @@ from pydicom.uid import (
 )
 
 from argus.loading.dicom import read_dicom
-from argus.loading.types import InputRejected, LoadLimits
+from argus.loading.types import InputRejected, LoadLimits, patient_directions
 from models.preprocess import ct_to_uint8, normalize_to_uint8, to_gray
 
 # Bundled files that exist in the installed pydicom (others would be downloaded, and there is no network).
@@ -120,6 +120,20 @@ def test_monochrome1_is_inverted_after_conversion(tmp_path, write_dicom):
     assert mono1[0, 0] == 255  # the lowest stored value is white in MONOCHROME1
 
 
+def test_monochrome1_ct_is_not_inverted_after_the_hu_window(tmp_path, write_dicom):
+    # The fixed soft-tissue window already defines the display (air black); MONOCHROME1 only says how
+    # a viewer would show the stored values, which the window replaces.
+    hu = hu_quadrants()
+    mono2 = read_dicom(write_ct(write_dicom, tmp_path / "m2.dcm", hu)).frames[0].pixels
+    mono1_path = write_ct(write_dicom, tmp_path / "m1.dcm", hu, photometric="MONOCHROME1")
+
+    mono1 = read_dicom(mono1_path).frames[0].pixels
+
+    np.testing.assert_array_equal(mono1, mono2)
+    np.testing.assert_array_equal(mono1, ct_to_uint8(hu))
+    assert mono1[0, 31] == 0  # -500 HU (air-like) stays black
+
+
 def test_rgb_becomes_luminance_in_rgb_channel_order(tmp_path, write_dicom):
     rgb = np.zeros((32, 32, 3), dtype=np.uint8)
     rgb[:, :16, 0] = 255  # left half pure red (luminance 76)
@@ -193,6 +207,8 @@ def test_multi_frame_file_gives_one_frame_per_frame(tmp_path, write_dicom):
         np.testing.assert_array_equal(frame.pixels, normalize_to_uint8(values))
     # One top-level position cannot describe three frames, so none is reported.
     assert all(f.slice_location_mm is None for f in frames)
+    # The orientation, however, is the plane of every frame.
+    assert all(f.orientation == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for f in frames)
 
 
 def test_enhanced_multi_frame_uses_functional_groups(tmp_path, write_dicom):
@@ -222,7 +238,36 @@ def test_enhanced_multi_frame_uses_functional_groups(tmp_path, write_dicom):
 
     assert [f.slice_location_mm for f in frames] == [10.0, 5.0, 0.0]  # stored order is kept
     assert all(f.pixel_spacing_mm == (0.8, 0.6) for f in frames)
+    assert all(f.orientation == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for f in frames)
     np.testing.assert_array_equal(frames[2].pixels, ct_to_uint8(hu))
+
+
+def test_enhanced_per_frame_orientation_overrides_the_shared_one(tmp_path, write_dicom):
+    def item(**values) -> Dataset:
+        ds = Dataset()
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        return ds
+
+    shared = item(PlaneOrientationSequence=[item(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])])
+    per_frame = [
+        item(PlaneOrientationSequence=[item(ImageOrientationPatient=[1, 0, 0, 0, 0, -1])]),
+        item(),
+    ]
+    path = write_dicom(
+        tmp_path / "enhanced.dcm",
+        np.stack([mr_ramp()] * 2),
+        bits_stored=12,
+        SharedFunctionalGroupsSequence=[shared],
+        PerFrameFunctionalGroupsSequence=per_frame,
+        # A stray top-level value must not win over the functional groups.
+        ImageOrientationPatient=[0, 1, 0, 0, 0, -1],
+    )
+
+    frames = read_dicom(path).frames
+
+    assert frames[0].orientation == (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    assert frames[1].orientation == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGLSLossless], ids=lambda s: s.name)
@@ -324,6 +369,23 @@ def test_slice_location_is_position_along_the_normal(tmp_path, write_dicom):
 
     assert read_dicom(sagittal).frames[0].slice_location_mm == pytest.approx(-12.5)
     assert read_dicom(only_slice_location).frames[0].slice_location_mm == -7.25
+
+
+def test_ct_orientation_is_read_from_the_file(tmp_path, write_dicom):
+    iop = [0.99985, 0.0174524, 0, -0.0174524, 0.99985, 0]  # axial, tilted by 1 degree
+    with_iop = write_ct(write_dicom, tmp_path / "ct.dcm", hu_quadrants(), ImageOrientationPatient=iop)
+    without = write_ct(write_dicom, tmp_path / "plain.dcm", hu_quadrants())
+    malformed = write_ct(
+        write_dicom, tmp_path / "bad.dcm", hu_quadrants(), ImageOrientationPatient=[1, 0, 0, 0, 1]
+    )
+
+    orientation = read_dicom(with_iop).frames[0].orientation
+
+    assert orientation == pytest.approx(tuple(iop))
+    assert isinstance(orientation, tuple) and all(isinstance(v, float) for v in orientation)
+    assert patient_directions(orientation) == ("right", "anterior")
+    assert read_dicom(without).frames[0].orientation is None
+    assert read_dicom(malformed).frames[0].orientation is None  # five values: not an orientation
 
 
 # --- rejections ----------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ def test_lossless_8_bit_gray_is_kept_as_is(tmp_path, suffix):
     np.testing.assert_array_equal(frame.pixels, values)
     assert frame.pixels.dtype == np.uint8
     assert (frame.source_path, frame.frame_index, frame.sop_instance_uid) == (path, 0, None)
+    assert frame.orientation is None  # plain images carry no patient geometry
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
