@@ -153,7 +153,7 @@ def runs(
             r["study_uid"],
             r["domain"],
             r["status"],
-            str(r["findings"] or ""),
+            "" if r["findings"] is None else str(r["findings"]),
             r["started_at"] or "",
             r["finished_at"] or "",
         )
@@ -167,16 +167,21 @@ def audit(
         str | None, typer.Option(help="Only this action (ingested, analyzed, stored, ...).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many events (paging).")] = 0,
+    newest: Annotated[bool, typer.Option("--newest", help="Newest first.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List audit events, oldest first."""
+    """List audit events, oldest first (``--newest`` for the latest)."""
     configure_environment(get_settings())
     from argus.db import db_session
     from argus.results import audit_listing
     from storage.audit import list_events
 
     with db_session() as session:
-        rows = audit_listing(list_events(session, study_uid=study, action=action, limit=limit))
+        events = list_events(
+            session, study_uid=study, action=action, limit=limit, offset=offset, newest_first=newest
+        )
+        rows = audit_listing(events)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

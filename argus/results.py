@@ -11,11 +11,12 @@ from storage.repository import get_run, list_runs, run_artifacts, run_findings, 
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite drops the zone; we only ever store UTC
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat()
+    return None if value is None else value.isoformat()
+
+
+def _domain(run: Any) -> str:
+    # The domain a run used is in its parameters; the study row shows only the latest one.
+    return str((run.parameters or {}).get("domain") or run.study.domain)
 
 
 def study_result(session: Session, run_id: str) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def study_result(session: Session, run_id: str) -> dict[str, Any]:
         "study_uid": run.study.study_uid,
         "run_id": run.id,
         "status": run.status,
-        "domain": run.study.domain,
+        "domain": _domain(run),
         "modality": run.study.modality,
         "models": run.models,
         "findings": findings,
@@ -66,7 +67,7 @@ def runs_listing(session: Session, study_uid: str | None = None, limit: int = 10
         {
             "run_id": r.id,
             "study_uid": r.study.study_uid,
-            "domain": r.study.domain,
+            "domain": _domain(r),
             "status": r.status,
             "started_at": _iso(r.started_at),
             "finished_at": _iso(r.finished_at),

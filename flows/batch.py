@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from prefect import flow
 
 from flows.study import analyze_study
-from tasks.intake import InputError, quarantine, scan
+from tasks.intake import InputError, record_rejected, scan
 
 
 @dataclass
@@ -23,16 +23,20 @@ class BatchOutcome:
 @flow(name="analyze-paths", validate_parameters=False)
 def analyze_paths(paths: Sequence[str], domain: str | None = None) -> BatchOutcome:
     """Analyze every study found under ``paths``; one bad input never stops the others."""
-    groups, errors = scan(paths, domain)
-    if errors:
-        quarantine(errors)
-    outcome = BatchOutcome(errors=list(errors))
+    groups, rejected = scan(paths, domain)
+    if rejected:
+        record_rejected(rejected)
+    outcome = BatchOutcome(errors=list(rejected))
+    failed: list[InputError] = []
     for group in groups:
         state = analyze_study(group.paths, group.domain, return_state=True)
         if state.is_completed():
             outcome.run_ids.append(state.result())
         else:
             where = os.path.commonpath(group.paths) if len(group.paths) > 1 else group.paths[0]
-            exc = state.result(raise_on_failure=False)
-            outcome.errors.append(InputError(where, f"analysis failed: {exc}"))
+            failed.append(InputError(where, f"analysis failed: {state.result(raise_on_failure=False)}"))
+    if failed:
+        # The inputs themselves were readable: they stay where they are; the failure is audited.
+        record_rejected(failed, action="analysis_failed", copy=False)
+        outcome.errors += failed
     return outcome

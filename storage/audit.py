@@ -14,12 +14,12 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
-from storage.schema import OUTCOMES, AuditEvent, utcnow
+from storage.schema import MAX_KEY_LENGTH, OUTCOMES, AuditEvent, utcnow
 
-__all__ = ["GENESIS_HASH", "compute_hash", "list_events", "record_event", "verify_chain"]
+__all__ = ["GENESIS_HASH", "compute_hash", "count_events", "list_events", "record_event", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant ("ArgusAud") naming the PostgreSQL advisory lock that serializes appends.
@@ -91,11 +91,19 @@ def record_event(
 ) -> AuditEvent:
     """Append one event to the chain in the caller's transaction and return it (flushed, with its id).
 
-    ``details`` must be JSON-serializable. The event is only durable once the caller commits; rolling back
-    removes it without damaging the chain.
+    ``details`` must be JSON-serializable and ``object_id`` (a key, path or id) at most
+    ``storage.schema.MAX_KEY_LENGTH`` characters. The event is only durable once the caller commits; rolling
+    back removes it without damaging the chain.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    object_id = str(object_id)
+    if len(object_id) > MAX_KEY_LENGTH:
+        # SQLite would store it, PostgreSQL would fail the whole transaction: refuse it alike on both.
+        raise ValueError(
+            f"audit object_id is {len(object_id)} characters long, the limit is {MAX_KEY_LENGTH}: "
+            f"{object_id[:80]}..."
+        )
     clean_details = _canonical_details(details)
     host = socket.gethostname()
     _lock_chain(session)
@@ -107,7 +115,7 @@ def record_event(
         "host": host,
         "action": action,
         "object_type": object_type,
-        "object_id": str(object_id),
+        "object_id": object_id,
         "study_uid": study_uid,
         "outcome": outcome,
         "details": clean_details,
@@ -175,6 +183,17 @@ def verify_chain(session: Session) -> list[str]:
     return problems
 
 
+def _event_filters(study_uid: str | None, action: str | None, actor: str | None) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
+    if study_uid is not None:
+        filters.append(AuditEvent.study_uid == study_uid)
+    if action is not None:
+        filters.append(AuditEvent.action == action)
+    if actor is not None:
+        filters.append(AuditEvent.actor == actor)
+    return filters
+
+
 def list_events(
     session: Session,
     *,
@@ -183,13 +202,27 @@ def list_events(
     actor: str | None = None,
     limit: int = 1000,
     offset: int = 0,
+    newest_first: bool = False,
 ) -> list[AuditEvent]:
-    """Events matching all given filters, oldest first (by id, i.e. chain order)."""
-    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit).offset(offset)
-    if study_uid is not None:
-        query = query.where(AuditEvent.study_uid == study_uid)
-    if action is not None:
-        query = query.where(AuditEvent.action == action)
-    if actor is not None:
-        query = query.where(AuditEvent.actor == actor)
+    """Events matching all given filters, oldest first (by id, i.e. chain order) or newest first."""
+    order = AuditEvent.id.desc() if newest_first else AuditEvent.id.asc()
+    query = (
+        select(AuditEvent)
+        .where(*_event_filters(study_uid, action, actor))
+        .order_by(order)
+        .limit(limit)
+        .offset(offset)
+    )
     return list(session.scalars(query))
+
+
+def count_events(
+    session: Session,
+    *,
+    study_uid: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+) -> int:
+    """How many events match all given filters (the total behind ``list_events``' pages)."""
+    query = select(func.count()).select_from(AuditEvent).where(*_event_filters(study_uid, action, actor))
+    return session.scalar(query) or 0

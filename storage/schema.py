@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "MAX_KEY_LENGTH",
     "NAMING_CONVENTION",
     "Artifact",
     "AuditEvent",
@@ -56,6 +57,10 @@ RUN_STATUSES = ("running", "completed", "failed")
 STUDY_KINDS = ("dicom", "image")
 STUDY_DOMAINS = ("medical", "industrial")
 OUTCOMES = ("success", "failure")
+# Longest object-store key or file path a column takes (artifact keys, mask keys, audit object ids):
+# keys like ``studies/<64-char UID>/runs/<uuid>/overlays/...`` and absolute paths of rejected inputs
+# exceed 255 characters. PostgreSQL's btree indexes accept values up to about 2.7 kB, enough for this.
+MAX_KEY_LENGTH = 1024
 
 
 def utcnow() -> datetime:
@@ -126,11 +131,16 @@ class Study(Base):
 
 
 class Run(Base):
-    """One analysis of a study; ``idempotency_key`` makes re-submitting the same analysis a no-op."""
+    """One analysis of a study; ``idempotency_key`` makes re-submitting the same analysis a no-op.
+
+    A run is executed by numbered attempts: ``attempt`` is the one currently allowed to write, and
+    ``heartbeat_at`` its last sign of life (see ``storage.repository.begin_run`` and ``touch_run``).
+    """
 
     __tablename__ = "runs"
     __table_args__ = (
         CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        CheckConstraint("attempt >= 1", name="attempt"),
         Index(None, "study_id", "started_at"),
         Index(None, "started_at"),
         Index(None, "status"),
@@ -140,7 +150,9 @@ class Run(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="running")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
@@ -205,7 +217,7 @@ class Finding(Base):
     source_file: Mapped[str | None] = mapped_column(String(255))
     area_px: Mapped[float] = mapped_column(Float)
     area_mm2: Mapped[float | None] = mapped_column(Float)
-    mask_key: Mapped[str | None] = mapped_column(String(512))
+    mask_key: Mapped[str | None] = mapped_column(String(MAX_KEY_LENGTH))
 
     run: Mapped[Run] = relationship(back_populates="findings")
 
@@ -236,7 +248,7 @@ class Artifact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(512))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(128))
@@ -262,7 +274,7 @@ class AuditEvent(Base):
     host: Mapped[str] = mapped_column(String(255))
     action: Mapped[str] = mapped_column(String(32))
     object_type: Mapped[str] = mapped_column(String(32))
-    object_id: Mapped[str] = mapped_column(String(128))
+    object_id: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     study_uid: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

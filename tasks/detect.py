@@ -6,10 +6,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from argus.settings import get_settings
+from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import fetch_frames
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done, utcnow
+from tasks.records import record_stage_done
 from tasks.types import LoadedStudy, Localization, RunHandle
 
 

@@ -16,7 +16,7 @@ GPU_LIMIT = "gpu"
 def gpu_slot(gate: bool | None = None) -> Iterator[None]:
     """Hold one ``gpu`` slot around the block when running on CUDA (or when ``gate`` forces it).
 
-    strict=True: a missing limit is an error, not a silent free-for-all (`argus gpu-limit` creates it).
+    strict=True: a missing limit is an error, not a silent free-for-all (`prefect gcl create gpu --limit 1`).
     On CPU there is nothing to share, so no slot is taken and no server round-trip is paid.
     """
     if gate is None:

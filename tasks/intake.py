@@ -1,11 +1,13 @@
-"""Intake tasks: group the given paths into studies, and quarantine and record what is rejected."""
+"""Intake tasks: group the given paths into studies; quarantine and record what cannot be analyzed."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -13,8 +15,10 @@ from prefect.cache_policies import NO_CACHE
 from argus.db import db_session
 from argus.loading import scan_inputs
 from storage.audit import record_event
-from tasks.load import limits, modality_problem, resolve_domain
+from tasks.load import limits, resolve_domain, unsupported_reason
 from tasks.resources import actor, object_store
+
+log = logging.getLogger(__name__)
 
 # Larger rejected files stay where they are (recorded with their path) instead of being copied.
 QUARANTINE_MAX_BYTES = 512 * 1024 * 1024
@@ -40,49 +44,72 @@ class InputError:
 
 @task(name="scan-inputs", cache_policy=NO_CACHE)
 def scan(paths: Sequence[str], domain: str | None) -> tuple[list[StudyGroup], list[InputError]]:
-    """Find studies among files and folders; every unusable input becomes an error with a reason."""
+    """Find studies among files and folders; every unusable input becomes an error with a reason.
+
+    A series the domain's models cannot read (say a localizer in a CT study) is rejected on its own;
+    the study's other series are still analyzed.
+    """
     result = scan_inputs([Path(p) for p in paths], limits())
     errors = [InputError(str(r.path), r.reason) for r in result.rejected]
     groups = []
     for study in result.studies:
         chosen = resolve_domain(study.kind, domain)
-        problem = modality_problem(study, chosen)
-        if problem:
-            errors += [InputError(str(p), problem) for p in study.source_paths]
-            continue
-        groups.append(
-            StudyGroup(study.study_uid, study.kind, chosen, tuple(str(p) for p in study.source_paths))
-        )
+        kept: list[str] = []
+        for series in study.series:
+            files = sorted({str(f.source_path) for f in series.frames})
+            reason = unsupported_reason(series, study.kind, chosen)
+            if reason:
+                errors += [InputError(p, reason) for p in files]
+            else:
+                kept += files
+        if kept:
+            groups.append(StudyGroup(study.study_uid, study.kind, chosen, tuple(sorted(set(kept)))))
     return groups, errors
 
 
-@task(name="quarantine-rejected", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def quarantine(errors: Sequence[InputError]) -> list[str]:
-    """Copy each rejected file into ``quarantine/`` and audit the rejection; returns quarantine keys."""
-    store = object_store()
-    keys = []
-    recorded = []
+def _quarantine_copy(path: Path) -> dict[str, Any]:
+    """Copy a rejected file into ``quarantine/<sha256>/``; never raises (what failed is returned)."""
+    try:
+        if not path.is_file():
+            return {}
+        if path.stat().st_size > QUARANTINE_MAX_BYTES:
+            return {"quarantine": f"not copied: larger than {QUARANTINE_MAX_BYTES} bytes, kept in place"}
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        stored = object_store().put_bytes(
+            f"quarantine/{digest}/{path.name}", data, "application/octet-stream"
+        )
+        return {"quarantine_key": stored.key, "sha256": digest}
+    except (OSError, ValueError, RuntimeError) as exc:
+        return {"quarantine": f"not copied: {exc}"}
+
+
+@task(name="record-rejected", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def record_rejected(errors: Sequence[InputError], action: str = "rejected", copy: bool = True) -> int:
+    """Quarantine (when ``copy``) and audit each error; returns how many events were written.
+
+    Never fails the batch: a file that cannot be copied is recorded as such, and if the database
+    itself is unreachable the errors are logged and still reported to the caller.
+    """
     # Copies first, outside the transaction: SQLite holds its write lock for a session's whole block.
-    for error in errors:
-        path = Path(error.path)
-        details: dict[str, object] = {"reason": error.reason, "path": str(path)}
-        if path.is_file() and path.stat().st_size <= QUARANTINE_MAX_BYTES:
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            stored = store.put_bytes(f"quarantine/{digest}/{path.name}", data, "application/octet-stream")
-            details |= {"quarantine_key": stored.key, "sha256": digest}
-            keys.append(stored.key)
-        recorded.append((path, details))
+    recorded = [
+        (e, {"reason": e.reason, "path": e.path, **(_quarantine_copy(Path(e.path)) if copy else {})})
+        for e in errors
+    ]
     me = actor()
-    with db_session() as session:
-        for path, details in recorded:
-            record_event(
-                session,
-                actor=me,
-                action="rejected",
-                object_type="input",
-                object_id=str(path),
-                outcome="failure",
-                details=details,
-            )
-    return keys
+    try:
+        with db_session() as session:
+            for error, details in recorded:
+                record_event(
+                    session,
+                    actor=me,
+                    action=action,
+                    object_type="input",
+                    object_id=error.path,
+                    outcome="failure",
+                    details=details,
+                )
+    except Exception as exc:  # the caller still reports every error; losing the batch helps nobody
+        log.error("could not record %d %s inputs in the audit trail: %s", len(recorded), action, exc)
+        return 0
+    return len(recorded)

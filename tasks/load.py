@@ -10,14 +10,14 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from argus.loading import LoadLimits, StudyInput, scan_inputs
+from argus.loading import ImageSeries, LoadLimits, patient_directions, scan_inputs
 from argus.settings import get_settings
 from tasks.arrays import encode_frames
 from tasks.resources import object_store
 from tasks.types import FrameRef, LoadedStudy, ObjectRef
 
-# The medical models were trained on CT; MR goes through percentile normalization.
-MEDICAL_MODALITIES = ("CT", "MR")
+# The medical models were trained on windowed CT only; anything else would give meaningless findings.
+MEDICAL_MODALITIES = ("CT",)
 
 
 class StudyLoadError(ValueError):
@@ -31,17 +31,25 @@ def resolve_domain(kind: str, requested: str | None) -> str:
     return "medical" if kind == "dicom" else "industrial"
 
 
-def modality_problem(study: StudyInput, domain: str) -> str | None:
-    """Why a study cannot go through a domain's models, or None when it can."""
-    if domain != "medical":
+def unsupported_reason(series: ImageSeries, kind: str, domain: str) -> str | None:
+    """Why a series cannot go through a domain's models, or None when it can."""
+    if domain != "medical" or kind != "dicom" or series.modality in MEDICAL_MODALITIES:
         return None
-    for series in study.series:
-        if study.kind == "dicom" and series.modality not in MEDICAL_MODALITIES:
-            return (
-                f"modality {series.modality or 'unknown'} of series {series.series_uid} is not supported "
-                f"by the medical models (supported: {', '.join(MEDICAL_MODALITIES)})"
-            )
-    return None
+    return (
+        f"modality {series.modality or 'unknown'} of series {series.series_uid} is not supported "
+        f"by the medical models (supported: {', '.join(MEDICAL_MODALITIES)})"
+    )
+
+
+def slice_numbers(series: ImageSeries) -> list[int]:
+    """The scanner's InstanceNumber of each frame when they identify the frames, else 1-based positions.
+
+    Instance numbers are what a PACS viewer shows, and they stay right when some files were rejected.
+    """
+    numbers = [f.instance_number for f in series.frames]
+    if all(n is not None for n in numbers) and len(set(numbers)) == len(numbers):
+        return [int(n) for n in numbers if n is not None]
+    return list(range(1, len(series.frames) + 1))
 
 
 def input_key(study_uid: str, sha256: str, name: str) -> str:
@@ -55,7 +63,7 @@ def limits() -> LoadLimits:
     return LoadLimits(min_side=settings.min_image_side, max_pixels=settings.max_image_pixels)
 
 
-@task(name="load-study", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="load-study", cache_policy=NO_CACHE)  # no retries: a bad study stays bad
 def load_study(paths: Sequence[str], domain: str | None = None) -> LoadedStudy:
     """Read one study's files, store the originals and its model-ready frames; return references."""
     scan = scan_inputs([Path(p) for p in paths], limits())
@@ -65,9 +73,9 @@ def load_study(paths: Sequence[str], domain: str | None = None) -> LoadedStudy:
         raise StudyLoadError(f"expected the files of exactly one study, found {len(scan.studies)}")
     study = scan.studies[0]
     chosen = resolve_domain(study.kind, domain)
-    problem = modality_problem(study, chosen)
-    if problem:
-        raise StudyLoadError(problem)
+    problems = [r for s in study.series if (r := unsupported_reason(s, study.kind, chosen))]
+    if problems:
+        raise StudyLoadError("; ".join(problems))
     store = object_store()
     inputs = []
     for path in study.source_paths:
@@ -79,18 +87,18 @@ def load_study(paths: Sequence[str], domain: str | None = None) -> LoadedStudy:
     frames: list[np.ndarray] = []
     refs: list[FrameRef] = []
     for series in study.series:
-        for number, frame in enumerate(series.frames, start=1):
+        for number, frame in zip(slice_numbers(series), series.frames, strict=True):
             refs.append(
                 FrameRef(
                     index=len(frames),
                     series_uid=series.series_uid,
                     slice_number=number,
-                    slices_in_series=len(series.frames),
                     source_file=frame.source_path.name,
                     sop_instance_uid=frame.sop_instance_uid,
                     width=int(frame.pixels.shape[1]),
                     height=int(frame.pixels.shape[0]),
                     pixel_spacing_mm=frame.pixel_spacing_mm,
+                    patient_directions=patient_directions(frame.orientation),
                 )
             )
             frames.append(frame.pixels)

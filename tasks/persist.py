@@ -17,8 +17,9 @@ from models.domains import domain_spec
 from models.reporter import Report
 from storage.audit import record_event
 from storage.repository import finish_run, record_stage, save_results
+from storage.schema import utcnow
 from tasks.arrays import decode_png, encode_png, fetch_frames
-from tasks.records import audit_run, utcnow
+from tasks.records import audit_run
 from tasks.resources import actor, object_store
 from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
 
@@ -89,6 +90,7 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
         save_results(
             session,
             run_id=run.run_id,
+            attempt=run.attempt,
             findings=[
                 {
                     "index": f.index,
@@ -133,12 +135,13 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
         record_stage(
             session,
             run_id=run.run_id,
+            attempt=run.attempt,
             stage="persist",
             status="completed",
             started_at=started,
             finished_at=utcnow(),
             details={"artifacts": len(artifacts)},
         )
-        finish_run(session, run_id=run.run_id, status="completed", summary=summary)
+        finish_run(session, run_id=run.run_id, attempt=run.attempt, status="completed", summary=summary)
         audit_run(session, run, "run_completed", {**summary, "artifacts": len(artifacts)})
     return run.run_id

@@ -9,14 +9,10 @@ from sqlalchemy.orm import Session
 
 from argus.db import db_session
 from storage.audit import record_event
-from storage.repository import record_stage
+from storage.repository import record_stage, touch_run
+from storage.schema import utcnow
 from tasks.resources import actor
 from tasks.types import RunHandle
-
-
-def utcnow() -> dt.datetime:
-    """Current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 def audit_run(
@@ -38,11 +34,13 @@ def audit_run(
 def record_stage_done(
     run: RunHandle, stage: str, started: dt.datetime, details: dict[str, Any], action: str = "analyzed"
 ) -> None:
-    """Stage row + its audit event, committed together."""
+    """Stage row + its audit event, committed together; also renews this attempt's lease on the run."""
     with db_session() as session:
+        touch_run(session, run_id=run.run_id, attempt=run.attempt)
         record_stage(
             session,
             run_id=run.run_id,
+            attempt=run.attempt,
             stage=stage,
             status="completed",
             started_at=started,

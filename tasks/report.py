@@ -7,8 +7,9 @@ from prefect.cache_policies import NO_CACHE
 
 from argus.settings import get_settings
 from models.reporter import FindingInput, Report, ReportRequest, get_reporter
+from storage.schema import utcnow
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done, utcnow
+from tasks.records import record_stage_done
 from tasks.types import LoadedStudy, RunHandle, SegmentedFinding
 
 
@@ -25,8 +26,8 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
                 box=f.box,
                 series_uid=frame.series_uid if study.kind == "dicom" else None,
                 slice_number=frame.slice_number if study.kind == "dicom" else None,
-                slices_in_series=frame.slices_in_series if study.kind == "dicom" else None,
                 image_name=frame.source_file if study.kind != "dicom" else None,
+                patient_directions=frame.patient_directions,
                 image_width=frame.width,
                 image_height=frame.height,
                 area_px=f.area_px,
@@ -41,6 +42,7 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
         modality=study.modality,
         description=study.description,
         images_examined=len(study.frames),
+        image_names=[f.source_file for f in study.frames] if study.kind != "dicom" else [],
         findings=inputs,
         roi_keys=[f.mask.key for f in findings],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,12 +34,17 @@ def object_store() -> ObjectStore:
 def actor() -> str:
     """Who the audit trail records for actions of this process."""
     configured = get_settings().actor
-    return configured if configured != "argus" else f"argus:{getpass.getuser()}"
+    if configured != "argus":
+        return configured
+    try:
+        return f"argus:{getpass.getuser()}"
+    except (KeyError, OSError):  # containers running under an arbitrary uid have no user name
+        return f"argus:uid{os.getuid()}"
 
 
 @lru_cache(maxsize=16)
 def _weights(kind: str, domain: str, user_path: Path | None, mtime_ns: int) -> WeightsRef:
-    # mtime in the key: a weights file replaced in place is re-verified.
+    # mtime in the key: a user weights file replaced in place is re-verified (shipped ones are read-only).
     return resolve_weights(kind, domain, user_path)
 
 

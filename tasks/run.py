@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -11,13 +12,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-import argus
 from argus.db import db_session
+from argus.fingerprint import code_version
 from storage.audit import record_event
-from storage.repository import begin_run, finish_run, upsert_study
+from storage.repository import RunInProgressError, StaleAttemptError, begin_run, finish_run, upsert_study
 from tasks.records import audit_run
-from tasks.resources import actor, model_refs, object_store
+from tasks.resources import actor, device, model_refs, object_store
 from tasks.types import LoadedStudy, RunHandle
+
+log = logging.getLogger(__name__)
 
 
 def idempotency_key(study: LoadedStudy, parameters: dict[str, Any]) -> str:
@@ -27,12 +30,24 @@ def idempotency_key(study: LoadedStudy, parameters: dict[str, Any]) -> str:
         "domain": study.domain,
         "models": [asdict(m) for m in model_refs(study.domain)],
         "parameters": parameters,
-        "code": argus.__version__,
+        "code": code_version(),
+        "device": device(),  # CUDA runs in half precision: not the same numbers as the CPU
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-@task(name="open-run", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def _not_in_progress(task: Any, task_run: Any, state: Any) -> bool:
+    # Retrying cannot help while another attempt holds the run.
+    return not isinstance(state.result(raise_on_failure=False), RunInProgressError)
+
+
+@task(
+    name="open-run",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=_not_in_progress,
+    cache_policy=NO_CACHE,
+)
 def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
     """Record the study and open (or find the completed) run for this exact input and configuration."""
     key = idempotency_key(study, parameters)
@@ -54,7 +69,7 @@ def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
             idempotency_key=key,
             models=[asdict(m) for m in model_refs(study.domain)],
             parameters=parameters,
-            code_version=argus.__version__,
+            code_version=code_version(),
             flow_run_id=str(flow_run.id) if flow_run.id else None,
         )
         if fresh:
@@ -68,20 +83,39 @@ def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
                     study_uid=study.study_uid,
                     details={"file": name, "sha256": ref.sha256, "size": ref.size},
                 )
-        handle = RunHandle(run_id=run.id, study_uid=study.study_uid, idempotency_key=key, fresh=fresh)
+        handle = RunHandle(
+            run_id=run.id, study_uid=study.study_uid, idempotency_key=key, fresh=fresh, attempt=run.attempt
+        )
         if fresh:
             details = {"idempotency_key": key, "domain": study.domain, "parameters": parameters}
-            audit_run(session, handle, "run_started", details)
-        return handle
+            audit_run(session, handle, "run_started", {**details, "attempt": run.attempt})
+        else:
+            audit_run(session, handle, "run_reused", {"idempotency_key": key, "requested_by": me})
+    if fresh and handle.attempt > 1:
+        # Resuming after a crash or failure: whatever an earlier attempt left in the store goes first.
+        _remove_objects(handle)
+    return handle
+
+
+def _remove_objects(run: RunHandle) -> int:
+    store = object_store()
+    keys = store.list(run.prefix + "/")
+    for key in keys:
+        store.delete(key)
+    return len(keys)
 
 
 @task(name="fail-run", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def fail_run(run: RunHandle, error: str) -> None:
-    """Mark a run failed, remove whatever it had written to the store, and audit both."""
-    store = object_store()
-    removed = store.list(run.prefix + "/")
-    for key in removed:
-        store.delete(key)
-    with db_session() as session:
-        finish_run(session, run_id=run.run_id, status="failed", error=error)
-        audit_run(session, run, "run_failed", {"error": error, "objects_removed": len(removed)}, "failure")
+    """Mark this attempt failed (its result rows go), then remove its objects; audit both.
+
+    If another attempt owns the run by now, nothing is touched: its data is not ours to remove.
+    """
+    try:
+        with db_session() as session:
+            finish_run(session, run_id=run.run_id, attempt=run.attempt, status="failed", error=error)
+            audit_run(session, run, "run_failed", {"error": error, "attempt": run.attempt}, "failure")
+    except StaleAttemptError as exc:
+        log.warning("not failing run %s: %s", run.run_id, exc)
+        return
+    _remove_objects(run)

@@ -8,18 +8,21 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import encode_png, fetch_frames
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done, utcnow
+from tasks.records import record_stage_done
 from tasks.types import FrameRef, LoadedStudy, Localization, ObjectRef, RunHandle, SegmentedFinding
 
 
 def measure(mask: np.ndarray, frame: FrameRef) -> tuple[float, float | None, float | None, float | None]:
     """Area in px and, where the frame has a pixel spacing, area in mm² and extent in mm."""
     area_px = float(mask.sum())
-    if frame.pixel_spacing_mm is None or area_px == 0:
+    if frame.pixel_spacing_mm is None:
         return area_px, None, None, None
+    if area_px == 0:
+        return 0.0, 0.0, None, None
     row_mm, col_mm = frame.pixel_spacing_mm
     ys, xs = np.nonzero(mask)
     width_mm = float(xs.max() - xs.min() + 1) * col_mm
@@ -44,12 +47,13 @@ def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> li
     for loc in found:
         by_frame[loc.frame].append(loc)
     store = resources.object_store()
+    order = sorted(by_frame)
+    # One GPU slot for the whole study: acquiring costs a server round trip each time.
+    with gpu_slot():
+        masks_by_frame = {i: model.segment(frames[i], [loc.box for loc in by_frame[i]]) for i in order}
     results: list[SegmentedFinding] = []
-    for frame_index in sorted(by_frame):
-        locs = by_frame[frame_index]
-        with gpu_slot():
-            masks = model.segment(frames[frame_index], [loc.box for loc in locs])
-        for loc, mask in zip(locs, masks, strict=True):
+    for frame_index in order:
+        for loc, mask in zip(by_frame[frame_index], masks_by_frame[frame_index], strict=True):
             index = len(results) + 1
             stored = store.put_bytes(
                 f"{run.prefix}/masks/finding-{index:03d}.png", encode_png(mask), "image/png"

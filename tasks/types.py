@@ -22,12 +22,13 @@ class FrameRef:
     index: int  # position in the study's frames archive
     series_uid: str
     slice_number: int  # 1-based within its series
-    slices_in_series: int
     source_file: str
     sop_instance_uid: str | None
     width: int
     height: int
     pixel_spacing_mm: tuple[float, float] | None
+    # Patient side at the image's left edge and at its top (e.g. "right", "anterior"); None if unknown.
+    patient_directions: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class RunHandle:
     study_uid: str
     idempotency_key: str
     fresh: bool
+    attempt: int
 
     @property
     def prefix(self) -> str:

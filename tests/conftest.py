@@ -1,15 +1,24 @@
-"""Test-wide set-up: no network, private Prefect state, and one Prefect test server per session."""
+"""Test-wide set-up: no network, private Prefect state, one Prefect test server and one fresh
+PostgreSQL database per session.
+
+PostgreSQL: set TEST_POSTGRES_URL to use another server (not ARGUS_*: those are cleared here); tests
+that need it fail if it is unreachable (`make test` starts the local cluster first).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 # Before prefect or ultralytics is imported anywhere: private homes, offline, no telemetry.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="argus-tests-"))
@@ -85,15 +94,53 @@ socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign]
 socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
 
 
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """URL of a database created for this test session and dropped (WITH (FORCE)) afterwards."""
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5}
+    )
+    name = f"argus_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL not reachable at {admin.url!r}: {exc.orig}; start it (infra/start-postgres.sh)"
+        )
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 @pytest.fixture
-def argus_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh Argus data dir (SQLite + file store) for one test; returns the data dir."""
+def argus_env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A fresh Argus data dir with a file store for one test; returns the data dir.
+
+    The database is SQLite in the data dir, or with ``indirect`` parametrization "postgresql", a
+    schema of its own in the session's PostgreSQL database.
+    """
     from tasks.resources import clear_caches
 
     data_dir = tmp_path / "argus-data"
     monkeypatch.setenv("ARGUS_DATA_DIR", str(data_dir))
+    if getattr(request, "param", "sqlite") == "postgresql":
+        base = request.getfixturevalue("pg_database_url")
+        monkeypatch.setenv("ARGUS_DATABASE_URL", f"{base}?options=-csearch_path%3De2e_{secrets.token_hex(6)}")
     clear_caches()
     yield data_dir
+    from argus.db import engine
+
+    engine().dispose()  # PostgreSQL allows ~100 connections per server
     clear_caches()
 
 

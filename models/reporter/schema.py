@@ -16,8 +16,9 @@ class FindingInput(BaseModel):
     box: tuple[float, float, float, float]
     series_uid: str | None = None
     slice_number: int | None = None  # 1-based position in its series
-    slices_in_series: int | None = None
-    image_name: str | None = None  # file name, for image sets where "slice" means nothing
+    image_name: str | None = None
+    # Patient side at the image's left edge and top, from ImageOrientationPatient; None if unknown.
+    patient_directions: tuple[str, str] | None = None  # file name, for image sets where "slice" means nothing
     image_width: int
     image_height: int
     area_px: float
@@ -34,6 +35,7 @@ class ReportRequest(BaseModel):
     modality: str | None = None
     description: str | None = None
     images_examined: int
+    image_names: list[str] = Field(default_factory=list)  # every image examined, findings or not
     findings: list[FindingInput]
     roi_keys: list[str] = Field(default_factory=list)
 

@@ -5,18 +5,39 @@ from __future__ import annotations
 from models.reporter.schema import FindingInput, Report, ReportFinding, ReportRequest
 
 
+def count_labels(findings: list[FindingInput]) -> str:
+    """ "2 cracks, 1 dent"-style summary of findings by label."""
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.label] = counts.get(f.label, 0) + 1
+    return ", ".join(f"{n} {label}{'s' if n > 1 else ''}" for label, n in sorted(counts.items()))
+
+
+OPPOSITE = {
+    "right": "left",
+    "left": "right",
+    "anterior": "posterior",
+    "posterior": "anterior",
+    "superior": "inferior",
+    "inferior": "superior",
+}
+
+
 def describe_location(finding: FindingInput, domain: str) -> str:
     """Where a finding lies, in words: patient directions for medical images, image regions otherwise."""
     x1, y1, x2, y2 = finding.box
     cx, cy = (x1 + x2) / 2 / finding.image_width, (y1 + y2) / 2 / finding.image_height
     if domain == "medical":
-        # Axial images are viewed from the feet: image left is the patient's right.
-        side = "right" if cx < 0.5 else "left"
-        depth = "anterior" if cy < 0.5 else "posterior"
-        where = f"{side} {depth}"
+        if finding.patient_directions is not None:
+            left_edge, top_edge = finding.patient_directions
+            side = left_edge if cx < 0.5 else OPPOSITE[left_edge]
+            depth = top_edge if cy < 0.5 else OPPOSITE[top_edge]
+            where = f"{side} {depth}"
+        else:
+            # No orientation in the file: say where in the image, never guess the patient's side.
+            where = f"image {'upper' if cy < 0.5 else 'lower'} {'left' if cx < 0.5 else 'right'}"
         if finding.slice_number is not None:
-            total = f" of {finding.slices_in_series}" if finding.slices_in_series else ""
-            where += f", slice {finding.slice_number}{total}"
+            where += f", slice {finding.slice_number}"
         return where
     vertical = "upper" if cy < 1 / 3 else "lower" if cy > 2 / 3 else "middle"
     horizontal = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
@@ -81,16 +102,20 @@ class TemplateReporter:
 
     @staticmethod
     def _impression(request: ReportRequest) -> str:
-        if not request.findings:
-            if request.domain == "medical":
-                return "No focal lesion detected."
-            return "No surface defect detected; part passes visual inspection."
-        counts: dict[str, int] = {}
-        for f in request.findings:
-            counts[f.label] = counts.get(f.label, 0) + 1
-        listed = ", ".join(f"{n} {label}{'s' if n > 1 else ''}" for label, n in sorted(counts.items()))
         if request.domain == "medical":
+            if not request.findings:
+                return "No focal lesion detected."
             largest = max(request.findings, key=lambda f: f.area_mm2 or f.area_px)
             size = describe_size(largest)
-            return f"{listed} detected; largest {size}. Recommend radiologist review."
-        return f"{listed} detected; part flagged for QC review."
+            return f"{count_labels(request.findings)} detected; largest {size}. Recommend radiologist review."
+        # Inspection: every part gets its own verdict; a batch verdict would fail good parts with bad ones.
+        names = request.image_names or sorted({f.image_name or "image" for f in request.findings})
+        by_image: dict[str, list[FindingInput]] = {name: [] for name in names}
+        for f in request.findings:
+            by_image.setdefault(f.image_name or "image", []).append(f)
+        flagged = [f"{name} ({count_labels(items)})" for name, items in by_image.items() if items]
+        passed = [name for name, items in by_image.items() if not items]
+        if not flagged:
+            return f"No surface defect detected; all {len(passed)} parts pass visual inspection."
+        verdict = f"{len(flagged)} of {len(by_image)} parts flagged for QC review: {', '.join(flagged)}."
+        return verdict + (f" Passed: {', '.join(passed)}." if passed else "")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from argus.demo_data import write_demo_inputs
-from storage.schema import Artifact, AuditEvent, Finding, Report, Run, StageResult
+from storage.schema import Artifact, AuditEvent, Finding, Report, Run, StageResult, utcnow
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
@@ -25,6 +25,7 @@ def _counts(session) -> dict[str, int]:
     }
 
 
+@pytest.mark.parametrize("argus_env", ["sqlite", "postgresql"], indirect=True)
 def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
     from argus.db import db_session
     from argus.results import study_result
@@ -88,7 +89,12 @@ def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
     again = analyze_paths([str(ct_dir), str(surface_dir)])
     assert sorted(again.run_ids) == sorted(outcome.run_ids)
     with db_session() as session:
-        assert _counts(session) == before
+        after = _counts(session)
+        assert after | {"AuditEvent": 0} == before | {"AuditEvent": 0}
+        # The only new rows: one audit event per reuse, naming the run.
+        assert after["AuditEvent"] == before["AuditEvent"] + 2
+        reused = session.scalars(select(AuditEvent).where(AuditEvent.action == "run_reused")).all()
+        assert sorted(e.object_id for e in reused) == sorted(outcome.run_ids)
         from storage.audit import verify_chain
 
         assert verify_chain(session) == []
@@ -151,34 +157,76 @@ def test_bad_inputs_are_rejected_recorded_and_quarantined(argus_env: Path, tmp_p
         assert not [k for k in store.list("studies/") if k.endswith(("truncated.dcm", "notes.dcm"))]
 
 
+def _break_segmenter(patch: pytest.MonkeyPatch) -> None:
+    from models.segmenter import Segmenter
+
+    def broken(self, image, boxes):  # the GPU section dies before anything was stored
+        raise RuntimeError("CUDA error: device-side assert (injected)")
+
+    patch.setattr(Segmenter, "segment", broken)
+
+
+def _break_database_write(patch: pytest.MonkeyPatch) -> None:
+    import tasks.persist
+
+    def broken(session, **kwargs):  # masks, overlays and reports are already in the store by now
+        raise RuntimeError("connection to the database lost (injected)")
+
+    patch.setattr(tasks.persist, "save_results", broken)
+
+
+@pytest.mark.parametrize("inject", [_break_segmenter, _break_database_write], ids=["segment", "persist"])
 def test_failure_mid_run_leaves_nothing_and_rerun_resumes(
-    argus_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    argus_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inject
 ) -> None:
     from argus.db import db_session
     from flows.batch import analyze_paths
-    from models import segmenter as segmenter_module
     from tasks.resources import object_store
 
     _, surface_dir = write_demo_inputs(tmp_path / "inputs")
-
-    def broken(self, image, boxes):  # fault injection: the GPU section dies mid-run
-        raise RuntimeError("CUDA error: device-side assert (injected)")
-
+    store = object_store()
     with monkeypatch.context() as patch:
-        patch.setattr(segmenter_module.Segmenter, "segment", broken)
+        inject(patch)
         failed = analyze_paths([str(surface_dir)])
     assert failed.run_ids == [] and "injected" in failed.errors[0].reason
     with db_session() as session:
         run = session.scalars(select(Run)).one()
         run_id, study_uid = run.id, run.study.study_uid
-        assert run.status == "failed" and "injected" in (run.error or "")
+        assert run.status == "failed" and "injected" in (run.error or "") and run.attempt == 1
         assert session.scalar(select(func.count()).select_from(Finding)) == 0
         assert session.scalar(select(func.count()).select_from(Artifact)) == 0
-    assert object_store().list(f"studies/{study_uid}/runs/") == []
+        actions = session.scalars(select(AuditEvent.action)).all()
+        assert actions.count("run_failed") == 1 and actions.count("analysis_failed") == 1
+        assert "stored" not in actions
+    assert store.list(f"studies/{study_uid}/runs/") == []
+    assert store.list(f"studies/{study_uid}/inputs/")  # what was received is kept
 
     resumed = analyze_paths([str(surface_dir)])
-    assert resumed.run_ids == [run_id]
+    assert resumed.run_ids == [run_id] and resumed.errors == []
     with db_session() as session:
-        assert session.get(Run, run_id).status == "completed"
-        indexes = session.scalars(select(Finding.index).where(Finding.run_id == run_id)).all()
-        assert indexes == sorted(set(indexes)) and len(indexes) >= 1
+        run = session.get(Run, run_id)
+        assert run is not None and run.status == "completed" and run.attempt == 2
+        findings = session.scalars(select(Finding).where(Finding.run_id == run_id)).all()
+        assert findings and sorted(f.index for f in findings) == list(range(1, len(findings) + 1))
+        artifacts = session.scalars(select(Artifact).where(Artifact.run_id == run_id)).all()
+        assert len({a.key for a in artifacts}) == len(artifacts)
+        assert all(store.exists(a.key) for a in artifacts)
+        stored = session.scalars(select(AuditEvent).where(AuditEvent.action == "stored")).all()
+        assert len(stored) == len([a for a in artifacts if a.kind != "input"])
+
+
+def test_an_identical_run_in_progress_is_not_started_twice(argus_env: Path, tmp_path: Path) -> None:
+    from argus.db import db_session
+    from flows.batch import analyze_paths
+    from storage.schema import Run as RunRow
+
+    _, surface_dir = write_demo_inputs(tmp_path / "inputs")
+    first = analyze_paths([str(surface_dir)])
+    with db_session() as session:
+        # Make the completed run look like one still being analyzed by another worker.
+        run = session.get(RunRow, first.run_ids[0])
+        run.status = "running"
+        run.heartbeat_at = utcnow()
+    second = analyze_paths([str(surface_dir)])
+    assert second.run_ids == []
+    assert "already being analyzed" in second.errors[0].reason

@@ -18,7 +18,7 @@ def test_medical_report_states_every_finding_with_mm_and_location() -> None:
                 1,
                 (40, 40, 60, 56),
                 slice_number=3,
-                slices_in_series=8,
+                patient_directions=("right", "anterior"),
                 area_mm2=250.5,
                 width_mm=29.7,
                 height_mm=23.8,
@@ -27,7 +27,7 @@ def test_medical_report_states_every_finding_with_mm_and_location() -> None:
                 2,
                 (200, 180, 212, 190),
                 slice_number=5,
-                slices_in_series=8,
+                patient_directions=("right", "anterior"),
                 area_mm2=60.0,
                 width_mm=17.8,
                 height_mm=14.8,
@@ -36,18 +36,21 @@ def test_medical_report_states_every_finding_with_mm_and_location() -> None:
     )
     report = TemplateReporter().generate(request)
     assert [f.index for f in report.findings] == [1, 2]
-    assert report.findings[0].location == "right anterior, slice 3 of 8"
-    assert report.findings[1].location == "left posterior, slice 5 of 8"
+    assert report.findings[0].location == "right anterior, slice 3"
+    assert report.findings[1].location == "left posterior, slice 5"
     assert "29.7 x 23.8 mm" in report.text and "area 250.5 mm2" in report.text
     assert report.impression.startswith("2 lesions detected; largest 29.7 x 23.8 mm")
     assert report.ai_generated and report.reporter == "template"
 
 
 def test_industrial_report_without_findings_passes_part() -> None:
-    request = ReportRequest(domain="industrial", study_uid="2.25.1", images_examined=3, findings=[])
+    names = ["a.png", "b.png", "c.png"]
+    request = ReportRequest(
+        domain="industrial", study_uid="2.25.1", images_examined=3, image_names=names, findings=[]
+    )
     report = TemplateReporter().generate(request)
     assert report.findings == []
-    assert "passes visual inspection" in report.impression
+    assert report.impression == "No surface defect detected; all 3 parts pass visual inspection."
     assert "- None detected." in report.text
 
 
@@ -59,7 +62,23 @@ def test_industrial_locations_and_pixel_sizes() -> None:
     request = ReportRequest(domain="industrial", study_uid="2.25.1", images_examined=1, findings=[f])
     report = get_reporter("template").generate(request)
     assert "20 x 40 px, area 120 px" in report.text
-    assert report.impression == "1 crack detected; part flagged for QC review."
+    assert report.impression == "1 of 1 parts flagged for QC review: image (1 crack)."
+
+
+def test_each_part_gets_its_own_verdict() -> None:
+    findings = [
+        _finding(1, (10, 10, 20, 20), label="crack", image_name="p1.png"),
+        _finding(2, (50, 50, 60, 60), label="crack", image_name="p1.png"),
+        _finding(3, (50, 50, 60, 60), label="dent", image_name="p3.png"),
+    ]
+    names = ["p1.png", "p2.png", "p3.png"]
+    request = ReportRequest(
+        domain="industrial", study_uid="2.25.9", images_examined=3, image_names=names, findings=findings
+    )
+    report = TemplateReporter().generate(request)
+    assert report.impression == (
+        "2 of 3 parts flagged for QC review: p1.png (2 cracks), p3.png (1 dent). Passed: p2.png."
+    )
 
 
 def test_a_finding_without_mask_is_not_given_a_made_up_size() -> None:
@@ -67,3 +86,13 @@ def test_a_finding_without_mask_is_not_given_a_made_up_size() -> None:
 
     f = _finding(1, (10, 10, 30, 40), area_px=0.0)
     assert describe_size(f) == "detection box 20 x 30 px (segmentation found no mask to measure)"
+
+
+def test_laterality_follows_the_orientation_and_is_never_guessed() -> None:
+    box = (40.0, 40.0, 60.0, 56.0)  # image upper left
+    prone = _finding(1, box, patient_directions=("left", "posterior"), slice_number=2)
+    assert describe_location(prone, "medical") == "left posterior, slice 2"
+    coronal = _finding(1, box, patient_directions=("right", "superior"))
+    assert describe_location(coronal, "medical") == "right superior"
+    unknown = _finding(1, (200.0, 200.0, 220.0, 220.0))
+    assert describe_location(unknown, "medical") == "image lower right"

@@ -1,52 +1,23 @@
 """Fixtures for the storage tests: a migrated database on SQLite and on PostgreSQL for every DB test.
 
-PostgreSQL: one fresh database per test session (dropped at the end); each test gets its own schema in
-it through ``?options=-csearch_path%3D<schema>``, which also exercises that URL form on every test.
-Set TEST_POSTGRES_URL to use another server (not ARGUS_*: tests/conftest.py clears those); the
-PostgreSQL cases fail if it is unreachable (`make test` starts the local cluster first).
+PostgreSQL: the session's fresh database (``pg_database_url`` in tests/conftest.py); each test gets its
+own schema in it through ``?options=-csearch_path%3D<schema>``, which also exercises that URL form.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
-from storage.database import get_engine, migrate
+from storage.database import get_engine, migrate, session_scope
 from storage.repository import begin_run, upsert_study
-from storage.schema import Run, Study
-
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    """URL of a database created for this test session and dropped (WITH (FORCE)) afterwards."""
-    admin = create_engine(
-        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5}
-    )
-    name = f"argus_test_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL not reachable at {admin.url!r}: {exc.orig}; start it (infra/start-postgres.sh)"
-        )
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+from storage.schema import Run, Study, utcnow
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -97,6 +68,19 @@ def make_run() -> Callable[..., tuple[Study, Run, bool]]:
         return study, run, created
 
     return _make_run
+
+
+@pytest.fixture
+def age_heartbeat(engine: Engine) -> Callable[..., None]:
+    """Make a run's last heartbeat ``seconds`` old, as if the worker of its attempt had crashed then."""
+
+    def _age(run_id: str, *, seconds: float) -> None:
+        with session_scope(engine) as session:
+            session.execute(
+                update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+            )
+
+    return _age
 
 
 def _finding(index: int, **overrides: Any) -> dict[str, Any]:

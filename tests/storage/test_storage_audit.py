@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from storage.audit import GENESIS_HASH, compute_hash, list_events, record_event, verify_chain
+from storage.audit import GENESIS_HASH, compute_hash, count_events, list_events, record_event, verify_chain
 from storage.database import get_engine, migrate, session_scope
 from storage.schema import AuditEvent
 
@@ -203,3 +203,18 @@ def test_list_events_filters_and_pages(engine: Engine) -> None:
         [rejected] = list_events(session, actor="bob")
         assert (rejected.outcome, rejected.details) == ("failure", {"reason": "not DICOM"})
         assert verify_chain(session) == []
+
+        # Newest first, with the same filters and paging; counts give the total behind the pages.
+        assert [e.object_id for e in list_events(session, newest_first=True, limit=3)] == [
+            "upload-9",
+            "obj-5",
+            "obj-4",
+        ]
+        assert [e.object_id for e in list_events(session, actor="pipeline", newest_first=True, offset=1)] == [
+            "obj-3",
+            "obj-1",
+        ]
+        assert count_events(session) == 7
+        assert count_events(session, study_uid="1.2.3") == 6
+        assert count_events(session, study_uid="1.2.3", action="viewed", actor="alice") == 3
+        assert count_events(session, action="viewed", actor="bob") == 0

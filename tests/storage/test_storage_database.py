@@ -38,7 +38,10 @@ def test_migrated_schema_matches_the_orm(db_url: str) -> None:
         "ck_studies_kind",
         "ck_studies_domain",
     }
-    assert {c["name"] for c in inspector.get_check_constraints("runs")} == {"ck_runs_status"}
+    assert {c["name"] for c in inspector.get_check_constraints("runs")} == {
+        "ck_runs_status",
+        "ck_runs_attempt",
+    }
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
 

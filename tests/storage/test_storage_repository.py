@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
+from storage.audit import list_events, record_event, verify_chain
 from storage.database import session_scope
 from storage.repository import (
     RunNotFoundError,
@@ -23,7 +24,7 @@ from storage.repository import (
     save_results,
     upsert_study,
 )
-from storage.schema import Artifact, Finding, Report, Run, StageResult
+from storage.schema import MAX_KEY_LENGTH, Artifact, Finding, Report, Run, StageResult, utcnow
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -42,14 +43,15 @@ def _run_to_completion(engine: Engine, make_run: Any, results: dict[str, Any], *
         record_stage(
             session,
             run_id=run.id,
+            attempt=run.attempt,
             stage="detect",
             status="completed",
             started_at=T0,
             finished_at=T0 + timedelta(seconds=3),
             details={"boxes": 2},
         )
-        save_results(session, run_id=run.id, **results)
-        finish_run(session, run_id=run.id, status="completed", summary={"findings": 2})
+        save_results(session, run_id=run.id, attempt=run.attempt, **results)
+        finish_run(session, run_id=run.id, attempt=run.attempt, status="completed", summary={"findings": 2})
         return run.id
 
 
@@ -129,13 +131,14 @@ def test_upsert_study_updates_known_fields_and_keeps_the_rest(engine: Engine) ->
 
 
 def test_completed_run_is_not_run_again(
-    engine: Engine, make_run: Any, sample_results: dict[str, Any]
+    engine: Engine, make_run: Any, sample_results: dict[str, Any], age_heartbeat: Any
 ) -> None:
     run_id = _run_to_completion(engine, make_run, sample_results)
+    age_heartbeat(run_id, seconds=10_000)  # a completed run's heartbeat does not matter
 
     with session_scope(engine) as session:
         _, run, should_execute = make_run(session, flow_run_id="flow-0002")
-        assert (run.id, should_execute, run.status) == (run_id, False, "completed")
+        assert (run.id, should_execute, run.status, run.attempt) == (run_id, False, "completed", 1)
         assert run.flow_run_id == "flow-0001"  # untouched
         assert _counts(session) == {
             "runs": 1,
@@ -146,33 +149,39 @@ def test_completed_run_is_not_run_again(
         }
 
 
-@pytest.mark.parametrize("crash", ["failed", "running"])
+@pytest.mark.parametrize("crash", ["failed", "stale heartbeat"])
 def test_failed_or_crashed_run_is_reset_without_duplicates(
-    engine: Engine, make_run: Any, sample_results: dict[str, Any], crash: str
+    engine: Engine, make_run: Any, sample_results: dict[str, Any], age_heartbeat: Any, crash: str
 ) -> None:
     with session_scope(engine) as session:
         _, run, _ = make_run(session)
         run_id = run.id
+        assert run.attempt == 1
         record_stage(
             session,
             run_id=run_id,
+            attempt=1,
             stage="detect",
             status="completed",
             started_at=T0,
             finished_at=T0,
             details={},
         )
-        save_results(session, run_id=run_id, **sample_results)
+        save_results(session, run_id=run_id, attempt=1, **sample_results)
         if crash == "failed":
-            finish_run(session, run_id=run_id, status="failed", error="CUDA out of memory")
-        # "running": the worker died before finish_run.
+            finish_run(session, run_id=run_id, attempt=1, status="failed", error="CUDA out of memory")
+    if crash == "stale heartbeat":
+        # The worker died before finish_run: the run stays "running" but its heartbeat gets old.
+        age_heartbeat(run_id, seconds=901)
 
     with session_scope(engine) as session:
         _, run, should_execute = make_run(
             session, flow_run_id="flow-0002", parameters={"score_threshold": 0.5}
         )
-        assert (run.id, should_execute) == (run_id, True)
+        assert (run.id, should_execute, run.attempt) == (run_id, True, 2)
         assert (run.status, run.error, run.finished_at) == ("running", None, None)
+        assert run.heartbeat_at == run.started_at
+        assert utcnow() - timedelta(seconds=60) < run.heartbeat_at <= utcnow()
         assert (run.flow_run_id, run.parameters) == ("flow-0002", {"score_threshold": 0.5})
         assert run.findings == [] and run.artifacts == [] and run.report is None and run.stage_results == []
         assert _counts(session) == {
@@ -182,9 +191,10 @@ def test_failed_or_crashed_run_is_reset_without_duplicates(
             "reports": 0,
             "artifacts": 0,
         }
-        save_results(session, run_id=run_id, **sample_results)
-        save_results(session, run_id=run_id, **sample_results)  # a retried save replaces, never duplicates
-        finish_run(session, run_id=run_id, status="completed")
+        save_results(session, run_id=run_id, attempt=2, **sample_results)
+        # A retried save replaces, never duplicates.
+        save_results(session, run_id=run_id, attempt=2, **sample_results)
+        finish_run(session, run_id=run_id, attempt=2, status="completed")
 
     with session_scope(engine) as session:
         assert _counts(session) == {
@@ -203,6 +213,7 @@ def test_record_stage_upserts_per_run_and_stage(engine: Engine, make_run: Any) -
         record_stage(
             session,
             run_id=run.id,
+            attempt=1,
             stage="segment",
             status="running",
             started_at=T0,
@@ -213,6 +224,7 @@ def test_record_stage_upserts_per_run_and_stage(engine: Engine, make_run: Any) -
         record_stage(
             session,
             run_id=run.id,
+            attempt=1,
             stage="segment",
             status="completed",
             started_at=T0,
@@ -227,6 +239,7 @@ def test_record_stage_upserts_per_run_and_stage(engine: Engine, make_run: Any) -
             record_stage(
                 session,
                 run_id="nope",
+                attempt=1,
                 stage="x",
                 status="running",
                 started_at=T0,
@@ -241,14 +254,17 @@ def test_invalid_results_and_statuses_are_rejected(
     with session_scope(engine) as session:
         _, run, _ = make_run(session)
         with pytest.raises(ValueError, match="'colour' is an invalid keyword argument for Finding"):
-            save_results(session, run_id=run.id, findings=[{"colour": "red"}], report=None, artifacts=[])
+            save_results(
+                session, run_id=run.id, attempt=1, findings=[{"colour": "red"}], report=None, artifacts=[]
+            )
         with pytest.raises(ValueError, match="finishes as one of"):
-            finish_run(session, run_id=run.id, status="done")
+            finish_run(session, run_id=run.id, attempt=1, status="done")
     # Naive datetimes are ambiguous (local time? UTC?) and are refused instead of being stored wrongly.
     with pytest.raises(StatementError, match="naive datetime"), session_scope(engine) as session:
         record_stage(
             session,
             run_id=run.id,
+            attempt=1,
             stage="detect",
             status="running",
             started_at=datetime(2025, 1, 1),
@@ -271,3 +287,64 @@ def test_deleting_a_run_deletes_its_rows(
             "reports": 0,
             "artifacts": 0,
         }
+
+
+def test_long_keys_and_paths_are_stored_on_both_backends(engine: Engine, make_run: Any) -> None:
+    # Real keys: studies/<64-char UID>/runs/<uuid>/overlays/..., quarantine/<sha256>/<file name>, and
+    # absolute paths of rejected inputs; PostgreSQL used to reject them (VARCHAR(128) / VARCHAR(512)).
+    object_id = "/data/incoming/" + "d" * 279 + "/x.dcm"
+    key = "studies/" + "1." * 32 + "/runs/" + "k" * 800 + "/overlay-frame-001.png"
+    assert (len(object_id), len(key)) == (300, 900)
+    with session_scope(engine) as session:
+        _, run, _ = make_run(session)
+        record_event(session, actor="pipeline", action="rejected", object_type="input", object_id=object_id)
+        artifact = {
+            "kind": "overlay",
+            "key": key,
+            "sha256": "ef" * 32,
+            "size": 1,
+            "content_type": "image/png",
+        }
+        finding = {
+            "label": "x",
+            "score": 1.0,
+            "x1": 0,
+            "y1": 0,
+            "x2": 1,
+            "y2": 1,
+            "area_px": 1.0,
+            "mask_key": key,
+        }
+        save_results(session, run_id=run.id, attempt=1, findings=[finding], report=None, artifacts=[artifact])
+    with session_scope(engine) as session:
+        [event] = list_events(session)
+        assert event.object_id == object_id
+        assert [a.key for a in run_artifacts(session, run_id=run.id)] == [key]
+        assert [f.mask_key for f in run_findings(session, run_id=run.id)] == [key]
+        assert verify_chain(session) == []
+
+    # Longer than the columns: refused alike on both backends (SQLite would silently store them).
+    too_long = "k" * (MAX_KEY_LENGTH + 1)
+    with session_scope(engine) as session:
+        with pytest.raises(ValueError, match="audit object_id is 1025 characters long, the limit is 1024"):
+            record_event(
+                session, actor="pipeline", action="rejected", object_type="input", object_id=too_long
+            )
+        with pytest.raises(ValueError, match="artifact key is 1025 characters long"):
+            save_results(
+                session,
+                run_id=run.id,
+                attempt=1,
+                findings=[],
+                report=None,
+                artifacts=[{**artifact, "key": too_long}],
+            )
+        with pytest.raises(ValueError, match="finding mask_key is 1025 characters long"):
+            save_results(
+                session,
+                run_id=run.id,
+                attempt=1,
+                findings=[{**finding, "mask_key": too_long}],
+                report=None,
+                artifacts=[],
+            )

@@ -7,7 +7,7 @@ from tasks.types import FrameRef
 
 def _frame(spacing: tuple[float, float] | None) -> FrameRef:
     return FrameRef(
-        index=0, series_uid="1.2", slice_number=1, slices_in_series=1, source_file="a.dcm",
+        index=0, series_uid="1.2", slice_number=1, source_file="a.dcm",
         sop_instance_uid=None, width=64, height=64, pixel_spacing_mm=spacing,
     )  # fmt: skip
 
@@ -17,7 +17,7 @@ def test_measure_uses_row_and_column_spacing() -> None:
     mask[10:20, 5:25] = True  # 10 rows x 20 columns = 200 px
     assert measure(mask, _frame((0.5, 0.25))) == (200.0, 25.0, 5.0, 5.0)
     assert measure(mask, _frame(None)) == (200.0, None, None, None)
-    assert measure(np.zeros((64, 64), bool), _frame((1.0, 1.0))) == (0.0, None, None, None)
+    assert measure(np.zeros((64, 64), bool), _frame((1.0, 1.0))) == (0.0, 0.0, None, None)
 
 
 def test_frames_and_png_round_trip_exactly() -> None:

@@ -51,7 +51,9 @@ def upgrade() -> None:
         sa.Column("study_id", sa.Integer(), nullable=False),
         sa.Column("idempotency_key", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("started_at", _utc(), nullable=False),
+        sa.Column("heartbeat_at", _utc(), nullable=False),
         sa.Column("finished_at", _utc(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("flow_run_id", sa.String(64), nullable=True),
@@ -63,6 +65,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["study_id"], ["studies.id"], name=op.f("fk_runs_study_id_studies")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_runs_idempotency_key")),
         sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name=op.f("ck_runs_status")),
+        sa.CheckConstraint("attempt >= 1", name=op.f("ck_runs_attempt")),
     )
     op.create_index(op.f("ix_runs_study_id_started_at"), "runs", ["study_id", "started_at"])
     op.create_index(op.f("ix_runs_started_at"), "runs", ["started_at"])
@@ -101,7 +104,7 @@ def upgrade() -> None:
         sa.Column("source_file", sa.String(255), nullable=True),
         sa.Column("area_px", sa.Float(), nullable=False),
         sa.Column("area_mm2", sa.Float(), nullable=True),
-        sa.Column("mask_key", sa.String(512), nullable=True),
+        sa.Column("mask_key", sa.String(1024), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_findings")),
         sa.ForeignKeyConstraint(
             ["run_id"], ["runs.id"], name=op.f("fk_findings_run_id_runs"), ondelete="CASCADE"
@@ -132,7 +135,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.String(36), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("key", sa.String(512), nullable=False),
+        sa.Column("key", sa.String(1024), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("content_type", sa.String(128), nullable=False),
@@ -151,7 +154,7 @@ def upgrade() -> None:
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("action", sa.String(32), nullable=False),
         sa.Column("object_type", sa.String(32), nullable=False),
-        sa.Column("object_id", sa.String(128), nullable=False),
+        sa.Column("object_id", sa.String(1024), nullable=False),
         sa.Column("study_uid", sa.String(64), nullable=True),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
