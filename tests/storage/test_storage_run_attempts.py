@@ -341,9 +341,9 @@ def test_concurrent_begin_run_for_a_new_key_executes_once(engine: Engine) -> Non
         assert session.scalar(select(func.count()).select_from(Run)) == 3
 
 
+# PostgreSQL only: SQLite's BEGIN IMMEDIATE lets one transaction write at a time, so there is no race.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_losing_the_insert_race_raises_run_in_progress_not_integrity_error(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's BEGIN IMMEDIATE lets only one transaction write: the insert race cannot happen")
     study_id = _create_study(engine)
     winner = Session(engine, expire_on_commit=False)
     outcomes: list[Any] = []
