@@ -56,3 +56,19 @@ def test_foreign_or_corrupt_files_give_clear_errors(tmp_path: Path) -> None:
     torch.save({"weight": torch.zeros(2)}, plain)
     with pytest.raises(WeightsError, match="Argus U-Net checkpoint"):
         load_segmenter(plain, "y", "cpu")
+
+
+@pytest.mark.parametrize("domain", ["medical", "industrial"])
+def test_shipped_unets_segment_held_out_findings(domain: str) -> None:
+    from models.registry import resolve_weights
+    from models.synthetic import samples_for
+    from models.train import HELD_OUT_OFFSET, dice_score, roi_pairs
+
+    ref = resolve_weights("segmenter", domain)
+    seg = load_segmenter(ref.path, ref.sha256, "cpu")
+    rng = np.random.default_rng(3)
+    # A split neither training (seed 0) nor the card's evaluation (seed 10 000) has seen.
+    crops, truth = roi_pairs(samples_for(domain, HELD_OUT_OFFSET + 77, 40), seg.config, rng, jitter=0.08)
+    probs = seg.predict(torch.from_numpy(crops))
+    assert len(crops) >= 20
+    assert dice_score(probs >= 0.5, truth[:, 0] == 1) >= 0.85
