@@ -55,7 +55,7 @@ def bare_loop(dirs: list[Path]) -> list[float]:
         start = time.perf_counter()
         (study,) = scan_inputs([d]).studies
         frames = [f.pixels for f in study.series[0].frames]
-        findings = []
+        findings: list[FindingInput] = []
         for frame, dets in zip(frames, detector.detect(frames), strict=True):
             masks = segmenter.segment(frame, [x.box for x in dets])
             for det, mask in zip(dets, masks, strict=True):

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, iter_pixels
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from argus.loading.types import DEFAULT_LIMITS, Frame, InputRejected, LoadLimits, Orientation
+from argus.loading.types import DEFAULT_LIMITS, NO_PIXELS, Frame, InputRejected, LoadLimits, Orientation
 from models.preprocess import ct_to_uint8, normalize_to_uint8, to_gray
 
 # SOP classes that never carry an image to analyse, even when they happen to hold pixel-like data
@@ -112,9 +112,27 @@ class DicomInstance:
     series_description: str | None
 
 
-def read_dicom(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> DicomInstance:
-    """Read a DICOM file into model-ready uint8 frames; raise InputRejected when it is unusable."""
+def read_dicom(path: Path, limits: LoadLimits = DEFAULT_LIMITS, *, keep_pixels: bool = True) -> DicomInstance:
+    """Read a DICOM file into model-ready uint8 frames; raise InputRejected when it is unusable.
+
+    With ``keep_pixels=False`` every frame is still decoded and converted (so damaged pixel data is
+    refused just the same), but each frame's pixels are dropped as soon as they have been checked:
+    the frames carry only their shape (``Frame.pixels`` is the empty NO_PIXELS array).
+
+    An InputRejected raised once the header has been parsed carries the file's Study and Series
+    Instance UIDs when the header holds them.
+    """
     ds = _read_dataset(path)
+    try:
+        return _read_instance(path, ds, limits, keep_pixels)
+    except InputRejected as exc:
+        if exc.study_uid is None and exc.series_uid is None:
+            exc.study_uid = _text(ds, "StudyInstanceUID")
+            exc.series_uid = _text(ds, "SeriesInstanceUID")
+        raise
+
+
+def _read_instance(path: Path, ds: Dataset, limits: LoadLimits, keep_pixels: bool) -> DicomInstance:
     _refuse_non_image(path, ds)
     rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
     if rows is None or columns is None:
@@ -124,7 +142,7 @@ def read_dicom(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> DicomInstance
         raise InputRejected(path, problem)
     _ensure_decodable(path, ds)
     sop_instance_uid = _text(ds, "SOPInstanceUID")
-    frames = tuple(_decode_frames(path, ds, sop_instance_uid))
+    frames = tuple(_decode_frames(path, ds, sop_instance_uid, keep_pixels))
     if not frames:  # Number of Frames 0: nothing to analyse, and grouping needs a first frame
         raise InputRejected(path, "no pixel data: the file contains no frames")
     return DicomInstance(
@@ -236,7 +254,9 @@ def _infer_transfer_syntax(path: Path, ds: Dataset) -> UID:
     raise InputRejected(path, "the file encoding (transfer syntax) cannot be determined")
 
 
-def _decode_frames(path: Path, ds: Dataset, sop_instance_uid: str | None) -> Iterator[Frame]:
+def _decode_frames(
+    path: Path, ds: Dataset, sop_instance_uid: str | None, keep_pixels: bool = True
+) -> Iterator[Frame]:
     photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").upper()
     is_ct = _is_ct(ds)
     frame_count = _int(ds, "NumberOfFrames") or 1
@@ -245,8 +265,15 @@ def _decode_frames(path: Path, ds: Dataset, sop_instance_uid: str | None) -> Ite
         # Frame by frame: a long cine or enhanced series never sits in memory at full bit depth.
         for index, raw in enumerate(iter_pixels(ds)):
             spacing, location, orientation = _geometry(ds, index, frame_count)
+            pixels = _to_model_uint8(raw, ds, index, photometric, is_ct)
+            rows, columns = pixels.shape
+            if not keep_pixels:
+                # Decoded and converted only to check them: let go before the next frame is decoded.
+                del raw
+                pixels = NO_PIXELS
             yield Frame(
-                pixels=_to_model_uint8(raw, ds, index, photometric, is_ct),
+                pixels=pixels,
+                shape=(rows, columns),
                 source_path=path,
                 frame_index=index,
                 sop_instance_uid=sop_instance_uid,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from argus.loading.types import DEFAULT_LIMITS, Frame, InputRejected, LoadLimits
+from argus.loading.types import DEFAULT_LIMITS, NO_PIXELS, Frame, InputRejected, LoadLimits
 from models.preprocess import normalize_to_uint8, to_gray
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
@@ -25,8 +25,12 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def read_image(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> Frame:
-    """Read a plain image as a uint8 gray frame; raise InputRejected when it is unusable."""
+def read_image(path: Path, limits: LoadLimits = DEFAULT_LIMITS, *, keep_pixels: bool = True) -> Frame:
+    """Read a plain image as a uint8 gray frame; raise InputRejected when it is unusable.
+
+    With ``keep_pixels=False`` the image is still fully decoded and checked, but the returned frame
+    carries only its shape (``Frame.pixels`` is the empty NO_PIXELS array).
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -40,8 +44,10 @@ def read_image(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> Frame:
     pixels = _to_uint8_gray(array)
     if problem := limits.size_problem(*pixels.shape):
         raise InputRejected(path, problem)
+    rows, columns = pixels.shape
     return Frame(
-        pixels=pixels,
+        pixels=pixels if keep_pixels else NO_PIXELS,
+        shape=(rows, columns),
         source_path=path,
         frame_index=0,
         sop_instance_uid=None,

@@ -30,9 +30,17 @@ _DICOM_STUDY_SALT = b"argus:dicom-without-uid:study"
 _DICOM_SERIES_SALT = b"argus:dicom-without-uid:series"
 
 
-def scan_inputs(paths: Sequence[Path], limits: LoadLimits = DEFAULT_LIMITS) -> ScanResult:
-    """Load every DICOM and image file under `paths`, grouped into studies; bad inputs become rejections."""
-    collector = _Collector(limits)
+def scan_inputs(
+    paths: Sequence[Path], limits: LoadLimits = DEFAULT_LIMITS, *, keep_pixels: bool = True
+) -> ScanResult:
+    """Load every DICOM and image file under `paths`, grouped into studies; bad inputs become rejections.
+
+    ``keep_pixels=False`` is for callers that only validate and group files: every file is still
+    fully decoded, so the studies and rejections are exactly those of ``keep_pixels=True``, but each
+    decoded image is released once checked and the frames carry no pixels (``Frame.pixels`` is an
+    empty (0, 0) array; ``Frame.shape`` gives the size). Memory then stays at about one file's worth.
+    """
+    collector = _Collector(limits, keep_pixels)
     for raw_path in paths:
         path = Path(raw_path)
         if path.is_dir():
@@ -58,8 +66,9 @@ def scan_inputs(paths: Sequence[Path], limits: LoadLimits = DEFAULT_LIMITS) -> S
 class _Collector:
     """Accumulates loaded files and rejections across all input paths of one scan."""
 
-    def __init__(self, limits: LoadLimits) -> None:
+    def __init__(self, limits: LoadLimits, keep_pixels: bool = True) -> None:
         self.limits = limits
+        self.keep_pixels = keep_pixels
         self.dicom: list[DicomInstance] = []
         self.images: list[Frame] = []
         # sha256 of image files, and of DICOM files that need UIDs derived from their bytes.
@@ -81,13 +90,13 @@ class _Collector:
         self._seen_files.add(resolved)
         try:
             if is_image_path(path):
-                frame = read_image(path, self.limits)
+                frame = read_image(path, self.limits, keep_pixels=self.keep_pixels)
                 self.hashes[path] = _file_sha256(path)
                 self.images.append(frame)
             else:
-                self._add_dicom(read_dicom(path, self.limits))
+                self._add_dicom(read_dicom(path, self.limits, keep_pixels=self.keep_pixels))
         except InputRejected as exc:
-            self.rejected.append(Rejection(exc.path, exc.reason))
+            self.rejected.append(Rejection(exc.path, exc.reason, exc.study_uid, exc.series_uid))
             return
         except OSError as exc:  # the file vanished or became unreadable between reading and hashing
             self.rejected.append(Rejection(path, f"the file cannot be read: {exc.strerror or exc}"))

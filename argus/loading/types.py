@@ -15,11 +15,21 @@ import numpy as np
 Orientation = tuple[float, float, float, float, float, float]
 
 
+# What Frame.pixels holds when the pixels were not kept: empty, and read-only so that the one
+# shared instance cannot be changed through any frame.
+NO_PIXELS = np.empty((0, 0), dtype=np.uint8)
+NO_PIXELS.flags.writeable = False
+
+
 @dataclass(frozen=True)
 class Frame:
     """One 2-D image ready for a model, with where it came from and its geometry."""
 
-    pixels: np.ndarray  # uint8 (H, W), model-ready (windowed / normalized, MONOCHROME2 sense, gray)
+    # uint8 (H, W), model-ready (windowed / normalized, MONOCHROME2 sense, gray). When the frame was
+    # loaded without its pixels (scan_inputs(..., keep_pixels=False)) this is NO_PIXELS, an empty
+    # read-only uint8 array of shape (0, 0); `shape` still gives the frame's size.
+    pixels: np.ndarray
+    shape: tuple[int, int]  # (rows, columns) of the model-ready frame, whether or not pixels were kept
     source_path: Path
     frame_index: int  # 0 for single-frame files; k for frame k of a multi-frame file
     sop_instance_uid: str | None
@@ -29,6 +39,10 @@ class Frame:
     # ImageOrientationPatient (per-frame / shared functional group for enhanced multi-frame), as stored;
     # None when absent (plain images). See patient_directions().
     orientation: Orientation | None = None
+
+    def __post_init__(self) -> None:
+        if self.pixels.shape not in ((0, 0), self.shape):
+            raise ValueError(f"Frame pixels of shape {self.pixels.shape} do not match shape {self.shape}")
 
 
 # Patient direction each LPS axis points to when followed positively / negatively.
@@ -96,10 +110,19 @@ class StudyInput:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A file or folder that was not loaded, with a reason meant for the person who supplied it."""
+    """A file or folder that was not loaded, with a reason meant for the person who supplied it.
+
+    `study_uid` / `series_uid` are the DICOM Study / Series Instance UIDs when the file's header
+    could be read and held them (a slice with truncated pixel data, an image too small, a
+    non-image object such as a structured report), so that a study analysed without some of its
+    files can be recognised as incomplete. None for anything else: files that are not DICOM or
+    cannot be parsed, headers without those UIDs, plain images, folders.
+    """
 
     path: Path
     reason: str
+    study_uid: str | None = None
+    series_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,14 +157,21 @@ class ScanResult:
 
 
 class InputRejected(Exception):
-    """Raised by the single-file readers when a file cannot be used; str() is ``"<path>: <reason>"``."""
+    """Raised by the single-file readers when a file cannot be used; str() is ``"<path>: <reason>"``.
 
-    def __init__(self, path: Path, reason: str) -> None:
+    `study_uid` / `series_uid` are set when the file is DICOM and its header gave them (see Rejection).
+    """
+
+    def __init__(
+        self, path: Path, reason: str, study_uid: str | None = None, series_uid: str | None = None
+    ) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.study_uid = study_uid
+        self.series_uid = series_uid
 
-    def __reduce__(self) -> tuple[type[InputRejected], tuple[Path, str]]:
-        # The default pickling would call __init__ with the formatted message only; keep both fields
+    def __reduce__(self) -> tuple[type[InputRejected], tuple[Path, str, str | None, str | None]]:
+        # The default pickling would call __init__ with the formatted message only; keep every field
         # so the exception survives being sent between worker processes.
-        return (InputRejected, (self.path, self.reason))
+        return (InputRejected, (self.path, self.reason, self.study_uid, self.series_uid))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -228,3 +229,115 @@ def test_limits_are_passed_to_the_readers(tmp_path, write_dicom):
 
     assert result.studies == []
     assert [r.reason for r in result.rejected] == ["image too small (32x32); the minimum side is 64 px"]
+
+
+# --- keep_pixels=False and the study of rejected files ---------------------------------------------
+
+
+def write_ct_slice(path: Path, write_dicom, number: int, *, truncate: bool = False) -> Path:
+    from pydicom import dcmwrite
+    from pydicom.uid import CTImageStorage
+
+    from tests.loading.conftest import build_dataset
+
+    ds = build_dataset(
+        (ramp(number).astype(np.int16) - 1000).astype(np.int16),
+        modality="CT",
+        sop_class=CTImageStorage,
+        study_uid=STUDY_B,
+        series_uid=STUDY_B + ".1",
+        sop_instance_uid=f"{STUDY_B}.1.{number}",
+        InstanceNumber=number,
+        ImagePositionPatient=[-100, -100, 2.5 * number],
+        ImageOrientationPatient=AXIAL,
+        RescaleIntercept=-1024,
+        RescaleSlope=1,
+    )
+    if truncate:
+        ds.PixelData = ds.PixelData[:100]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+def frame_metadata(frame) -> dict:
+    return {name: value for name, value in vars(frame).items() if name != "pixels"}
+
+
+def test_without_pixels_same_studies_and_rejections_but_frames_carry_only_their_shape(
+    tmp_path, write_dicom
+):
+    folder = tmp_path / "intake"
+    for number in (1, 2, 3):
+        write_ct_slice(folder / "ct" / f"{number}.dcm", write_dicom, number)
+    write_ct_slice(folder / "ct" / "4.dcm", write_dicom, 4, truncate=True)
+    write_png(folder / "photos" / "a.png", 1)
+    wide = folder / "photos" / "b.png"
+    Image.fromarray(np.arange(20 * 30, dtype=np.uint16).reshape(20, 30).astype(np.uint8)).save(wide)
+    (folder / "notes.dcm").write_text("not an image\n")
+
+    kept = scan_inputs([folder])
+    light = scan_inputs([folder], keep_pixels=False)
+
+    assert [(r.path, r.reason, r.study_uid, r.series_uid) for r in light.rejected] == [
+        (r.path, r.reason, r.study_uid, r.series_uid) for r in kept.rejected
+    ]
+    assert {r.path.name for r in light.rejected} == {"4.dcm", "notes.dcm"}
+    assert [s.kind for s in light.studies] == ["dicom", "image"]
+    for light_study, kept_study in zip(light.studies, kept.studies, strict=True):
+        assert dataclasses.replace(light_study, series=()) == dataclasses.replace(kept_study, series=())
+        for light_series, kept_series in zip(light_study.series, kept_study.series, strict=True):
+            assert dataclasses.replace(light_series, frames=()) == dataclasses.replace(kept_series, frames=())
+            assert [frame_metadata(f) for f in light_series.frames] == [
+                frame_metadata(f) for f in kept_series.frames
+            ]
+            for light_frame, kept_frame in zip(light_series.frames, kept_series.frames, strict=True):
+                assert kept_frame.shape == kept_frame.pixels.shape
+                assert light_frame.pixels.shape == (0, 0) and light_frame.pixels.dtype == np.uint8
+    ct_frames = light.studies[0].series[0].frames
+    assert [f.instance_number for f in ct_frames] == [1, 2, 3]
+    assert {f.shape for f in ct_frames} == {(32, 32)}
+    assert [(f.source_path.name, f.shape) for f in light.studies[1].series[0].frames] == [
+        ("a.png", (24, 24)),
+        ("b.png", (20, 30)),  # (rows, columns)
+    ]
+
+
+def test_rejected_slice_keeps_its_study_and_series(tmp_path, write_dicom):
+    for number in (1, 2):
+        write_ct_slice(tmp_path / "ct" / f"{number}.dcm", write_dicom, number)
+    truncated = write_ct_slice(tmp_path / "ct" / "3.dcm", write_dicom, 3, truncate=True)
+    text = tmp_path / "ct" / "readme.dcm"
+    text.write_text("Please scan the left knee too.\n")
+
+    for keep_pixels in (True, False):
+        result = scan_inputs([tmp_path], keep_pixels=keep_pixels)
+
+        (study,) = result.studies
+        assert study.source_paths == (tmp_path / "ct" / "1.dcm", tmp_path / "ct" / "2.dcm")
+        by_name = {r.path.name: r for r in result.rejected}
+        assert by_name["3.dcm"].path == truncated
+        assert by_name["3.dcm"].reason.startswith("pixel data cannot be decoded: ")
+        assert (by_name["3.dcm"].study_uid, by_name["3.dcm"].series_uid) == (STUDY_B, STUDY_B + ".1")
+        assert (by_name["3.dcm"].study_uid, by_name["3.dcm"].series_uid) == (
+            study.study_uid,
+            study.series[0].series_uid,
+        )
+        assert by_name["readme.dcm"].reason == "not a DICOM file"
+        assert (by_name["readme.dcm"].study_uid, by_name["readme.dcm"].series_uid) == (None, None)
+
+
+def test_rejections_without_a_dicom_header_have_no_uids(tmp_path, write_dicom):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    Image.fromarray(np.zeros((1, 1), dtype=np.uint8)).save(tmp_path / "dot.png")
+    small = write_dicom(tmp_path / "small.dcm", ramp(1), study_uid=STUDY_A, series_uid=SERIES_AXIAL)
+
+    result = scan_inputs([empty, tmp_path / "missing", tmp_path / "dot.png", small], LoadLimits(min_side=64))
+
+    assert [(r.path.name, r.study_uid, r.series_uid) for r in result.rejected] == [
+        ("empty", None, None),
+        ("missing", None, None),
+        ("dot.png", None, None),
+        ("small.dcm", STUDY_A, SERIES_AXIAL),  # too small, but the header was readable
+    ]
