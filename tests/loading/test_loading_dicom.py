@@ -330,6 +330,31 @@ def test_bundled_multi_frame_jpeg_ultrasound():
     assert not np.array_equal(instance.frames[0].pixels, instance.frames[29].pixels)
 
 
+def test_without_pixels_every_frame_is_decoded_but_only_its_shape_kept():
+    path = bundled("examples_ybr_color.dcm")
+    kept = read_dicom(path).frames
+
+    light = read_dicom(path, keep_pixels=False).frames
+
+    assert len(light) == 30
+    for light_frame, kept_frame in zip(light, kept, strict=True):
+        assert light_frame.shape == kept_frame.shape == kept_frame.pixels.shape
+        assert light_frame.pixels.shape == (0, 0) and light_frame.pixels.dtype == np.uint8
+        assert (light_frame.frame_index, light_frame.sop_instance_uid) == (
+            kept_frame.frame_index,
+            kept_frame.sop_instance_uid,
+        )
+
+
+def test_without_pixels_damaged_pixel_data_is_still_rejected():
+    reason = rejection(bundled("MR_truncated.dcm"))
+
+    with pytest.raises(InputRejected) as caught:
+        read_dicom(bundled("MR_truncated.dcm"), keep_pixels=False)
+
+    assert caught.value.reason == reason
+
+
 # --- header values -------------------------------------------------------------------------------
 
 
@@ -444,6 +469,33 @@ def test_image_sop_class_without_pixel_data(tmp_path, write_dicom):
     )
 
 
+def test_rejection_carries_the_study_and_series_of_a_readable_header(tmp_path, build_dicom, write_dicom):
+    study, series = "1.2.826.0.1.3680043.2.1125.7", "1.2.826.0.1.3680043.2.1125.7.3"
+    ds = build_dicom(mr_ramp(), bits_stored=12, study_uid=study, series_uid=series)
+    ds.PixelData = ds.PixelData[:-100]
+    truncated = tmp_path / "short.dcm"
+    dcmwrite(truncated, ds, enforce_file_format=True)
+    no_pixels = write_dicom(tmp_path / "nopix.dcm", None, study_uid=study, series_uid=series)
+    small = write_dicom(tmp_path / "small.dcm", mr_ramp(), study_uid=study, series_uid=series)
+    no_uids = build_dicom(None)
+    del no_uids.StudyInstanceUID, no_uids.SeriesInstanceUID
+    anonymous = tmp_path / "anonymous.dcm"
+    dcmwrite(anonymous, no_uids, enforce_file_format=True)
+    text = tmp_path / "notes.dcm"
+    text.write_text("Please scan the left knee too.\n")
+
+    def uids(path: Path, limits: LoadLimits | None = None) -> tuple[str | None, str | None]:
+        with pytest.raises(InputRejected) as caught:
+            read_dicom(path, limits or LoadLimits())
+        return caught.value.study_uid, caught.value.series_uid
+
+    assert uids(truncated) == (study, series)
+    assert uids(no_pixels) == (study, series)
+    assert uids(small, LoadLimits(min_side=64)) == (study, series)
+    assert uids(anonymous) == (None, None)
+    assert uids(text) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
@@ -499,3 +551,9 @@ def test_input_rejected_message_and_pickling():
 
     assert str(error) == "/data/x.dcm: not a DICOM file"
     assert (copy.path, copy.reason, str(copy)) == (error.path, error.reason, str(error))
+    assert (copy.study_uid, copy.series_uid) == (None, None)
+
+    with_uids = pickle.loads(
+        pickle.dumps(InputRejected(Path("/data/y.dcm"), "too small", "1.2.3", "1.2.3.4"))
+    )
+    assert (with_uids.reason, with_uids.study_uid, with_uids.series_uid) == ("too small", "1.2.3", "1.2.3.4")

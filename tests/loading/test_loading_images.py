@@ -107,6 +107,30 @@ def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
     assert np.abs(pixels.astype(int) - expected).max() <= 1
 
 
+def test_without_pixels_the_shape_is_that_of_the_oriented_image(tmp_path):
+    path = tmp_path / "camera.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated a quarter turn: 40 rows x 24 columns stored, 24 x 40 shown
+    Image.fromarray(np.zeros((40, 24), dtype=np.uint8)).save(path, exif=exif)
+
+    frame = read_image(path, keep_pixels=False)
+
+    assert frame.shape == read_image(path).pixels.shape == (24, 40)
+    assert frame.pixels.shape == (0, 0) and frame.pixels.dtype == np.uint8
+
+
+def test_without_pixels_an_undecodable_image_is_still_rejected(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+
+    with pytest.raises(InputRejected) as caught:
+        read_image(path, keep_pixels=False)
+
+    assert caught.value.reason.startswith("cannot read image: ")
+    assert (caught.value.study_uid, caught.value.series_uid) == (None, None)
+
+
 def test_pillow_fallback_when_opencv_cannot_decode(tmp_path, monkeypatch):
     path = red_blue(tmp_path / "colour.png")
     monkeypatch.setattr(images.cv2, "imdecode", lambda *args: None)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from pydicom.uid import UID
 
-from argus.loading import LoadLimits, scan_inputs
+from argus.loading import Frame, LoadLimits, scan_inputs
 
 STUDY_A, STUDY_B = "1.2.826.0.1.3680043.2.1125.10", "1.2.826.0.1.3680043.2.1125.20"
 SERIES_AXIAL, SERIES_SCOUT = STUDY_A + ".1", STUDY_A + ".2"
@@ -234,14 +234,13 @@ def test_limits_are_passed_to_the_readers(tmp_path, write_dicom):
 # --- keep_pixels=False and the study of rejected files ---------------------------------------------
 
 
-def write_ct_slice(path: Path, write_dicom, number: int, *, truncate: bool = False) -> Path:
+def write_ct_slice(path: Path, build_dicom, number: int, *, truncate: bool = False) -> Path:
+    """Slice `number` of the CT series STUDY_B.1; with `truncate`, its pixel data is cut short."""
     from pydicom import dcmwrite
     from pydicom.uid import CTImageStorage
 
-    from tests.loading.conftest import build_dataset
-
-    ds = build_dataset(
-        (ramp(number).astype(np.int16) - 1000).astype(np.int16),
+    ds = build_dicom(
+        ramp(number).astype(np.int16),
         modality="CT",
         sop_class=CTImageStorage,
         study_uid=STUDY_B,
@@ -260,17 +259,15 @@ def write_ct_slice(path: Path, write_dicom, number: int, *, truncate: bool = Fal
     return path
 
 
-def frame_metadata(frame) -> dict:
+def frame_metadata(frame: Frame) -> dict[str, object]:
     return {name: value for name, value in vars(frame).items() if name != "pixels"}
 
 
-def test_without_pixels_same_studies_and_rejections_but_frames_carry_only_their_shape(
-    tmp_path, write_dicom
-):
+def test_without_pixels_same_studies_and_rejections_but_frames_carry_only_their_shape(tmp_path, build_dicom):
     folder = tmp_path / "intake"
     for number in (1, 2, 3):
-        write_ct_slice(folder / "ct" / f"{number}.dcm", write_dicom, number)
-    write_ct_slice(folder / "ct" / "4.dcm", write_dicom, 4, truncate=True)
+        write_ct_slice(folder / "ct" / f"{number}.dcm", build_dicom, number)
+    write_ct_slice(folder / "ct" / "4.dcm", build_dicom, 4, truncate=True)
     write_png(folder / "photos" / "a.png", 1)
     wide = folder / "photos" / "b.png"
     Image.fromarray(np.arange(20 * 30, dtype=np.uint16).reshape(20, 30).astype(np.uint8)).save(wide)
@@ -303,10 +300,10 @@ def test_without_pixels_same_studies_and_rejections_but_frames_carry_only_their_
     ]
 
 
-def test_rejected_slice_keeps_its_study_and_series(tmp_path, write_dicom):
+def test_rejected_slice_keeps_its_study_and_series(tmp_path, build_dicom):
     for number in (1, 2):
-        write_ct_slice(tmp_path / "ct" / f"{number}.dcm", write_dicom, number)
-    truncated = write_ct_slice(tmp_path / "ct" / "3.dcm", write_dicom, 3, truncate=True)
+        write_ct_slice(tmp_path / "ct" / f"{number}.dcm", build_dicom, number)
+    truncated = write_ct_slice(tmp_path / "ct" / "3.dcm", build_dicom, 3, truncate=True)
     text = tmp_path / "ct" / "readme.dcm"
     text.write_text("Please scan the left knee too.\n")
 
@@ -327,7 +324,7 @@ def test_rejected_slice_keeps_its_study_and_series(tmp_path, write_dicom):
         assert (by_name["readme.dcm"].study_uid, by_name["readme.dcm"].series_uid) == (None, None)
 
 
-def test_rejections_without_a_dicom_header_have_no_uids(tmp_path, write_dicom):
+def test_rejection_uids_only_when_a_dicom_header_gave_them(tmp_path, write_dicom):
     empty = tmp_path / "empty"
     empty.mkdir()
     Image.fromarray(np.zeros((1, 1), dtype=np.uint8)).save(tmp_path / "dot.png")

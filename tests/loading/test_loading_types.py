@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from argus.loading import patient_directions
+from argus.loading import Frame, patient_directions
+from argus.loading.types import NO_PIXELS
 
 
 @pytest.mark.parametrize(
@@ -54,3 +57,28 @@ def test_oblique_or_invalid_orientation_gives_none(orientation):
 def test_missing_orientation_gives_none():
     assert patient_directions(None) is None
     assert patient_directions((1, 0, 0)) is None
+
+
+def frame(pixels: np.ndarray, shape: tuple[int, int]) -> Frame:
+    return Frame(
+        pixels=pixels,
+        shape=shape,
+        source_path=Path("x.png"),
+        frame_index=0,
+        sop_instance_uid=None,
+        instance_number=None,
+        pixel_spacing_mm=None,
+        slice_location_mm=None,
+    )
+
+
+def test_frame_shape_must_match_kept_pixels():
+    assert frame(np.zeros((3, 5), dtype=np.uint8), (3, 5)).shape == (3, 5)
+    assert frame(NO_PIXELS, (3, 5)).pixels.size == 0
+    with pytest.raises(ValueError, match="do not match"):
+        frame(np.zeros((5, 3), dtype=np.uint8), (3, 5))
+
+
+def test_no_pixels_cannot_be_written_through():
+    assert NO_PIXELS.shape == (0, 0) and NO_PIXELS.dtype == np.uint8
+    assert not NO_PIXELS.flags.writeable
