@@ -29,7 +29,7 @@ def analyze_paths(paths: Sequence[str], domain: str | None = None) -> BatchOutco
     outcome = BatchOutcome(errors=list(rejected))
     failed: list[InputError] = []
     for group in groups:
-        state = analyze_study(group.paths, group.domain, return_state=True)
+        state = analyze_study(group.paths, group.domain, group.notes, return_state=True)
         if state.is_completed():
             outcome.run_ids.append(state.result())
         else:

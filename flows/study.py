@@ -27,9 +27,13 @@ def run_parameters(domain: str | None) -> dict[str, object]:
 
 
 @flow(name="analyze-study", validate_parameters=False)
-def analyze_study(paths: Sequence[str], domain: str | None = None) -> str:
-    """Analyze the files of one study; returns the run id (an identical earlier run is reused)."""
-    study = load_study(paths, domain)
+def analyze_study(paths: Sequence[str], domain: str | None = None, notes: Sequence[str] = ()) -> str:
+    """Analyze the files of one study; returns the run id (an identical earlier run is reused).
+
+    ``notes`` say what of the study was received but is not among ``paths`` (unreadable slices, an
+    unsupported series); the report states them so an incomplete analysis never looks complete.
+    """
+    study = load_study(paths, domain, notes)
     run = open_run(study, run_parameters(study.domain))
     if not run.fresh:
         return run.run_id

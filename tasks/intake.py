@@ -32,6 +32,7 @@ class StudyGroup:
     kind: str
     domain: str
     paths: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what of this study was received but not analyzed, and why
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,15 @@ def scan(paths: Sequence[str], domain: str | None) -> tuple[list[StudyGroup], li
     A series the domain's models cannot read (say a localizer in a CT study) is rejected on its own;
     the study's other series are still analyzed.
     """
-    result = scan_inputs([Path(p) for p in paths], limits())
+    # Pixels are decoded to validate each file, then dropped: load_study decodes its own study again.
+    result = scan_inputs([Path(p) for p in paths], limits(), keep_pixels=False)
     errors = [InputError(str(r.path), r.reason) for r in result.rejected]
+    notes: dict[str, list[str]] = {}
+    for r in result.rejected:
+        # An image of the study that could not be read makes its analysis incomplete; a report or
+        # presentation state stored with the study does not.
+        if r.study_uid and not r.reason.endswith("is not an image"):
+            notes.setdefault(r.study_uid, []).append(f"{r.path.name} not analyzed: {r.reason}")
     groups = []
     for study in result.studies:
         chosen = resolve_domain(study.kind, domain)
@@ -60,10 +68,14 @@ def scan(paths: Sequence[str], domain: str | None) -> tuple[list[StudyGroup], li
             reason = unsupported_reason(series, study.kind, chosen)
             if reason:
                 errors += [InputError(p, reason) for p in files]
+                notes.setdefault(study.study_uid, []).append(f"series not analyzed: {reason}")
             else:
                 kept += files
         if kept:
-            groups.append(StudyGroup(study.study_uid, study.kind, chosen, tuple(sorted(set(kept)))))
+            study_notes = tuple(notes.get(study.study_uid, []))
+            groups.append(
+                StudyGroup(study.study_uid, study.kind, chosen, tuple(sorted(set(kept))), study_notes)
+            )
     return groups, errors
 
 

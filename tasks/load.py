@@ -64,7 +64,7 @@ def limits() -> LoadLimits:
 
 
 @task(name="load-study", cache_policy=NO_CACHE)  # no retries: a bad study stays bad
-def load_study(paths: Sequence[str], domain: str | None = None) -> LoadedStudy:
+def load_study(paths: Sequence[str], domain: str | None = None, notes: Sequence[str] = ()) -> LoadedStudy:
     """Read one study's files, store the originals and its model-ready frames; return references."""
     scan = scan_inputs([Path(p) for p in paths], limits())
     if scan.rejected:
@@ -118,6 +118,7 @@ def load_study(paths: Sequence[str], domain: str | None = None) -> LoadedStudy:
         input_names=tuple(p.name for p in study.source_paths),
         frames_archive=ObjectRef(archive.key, archive.sha256, archive.size, archive.content_type),
         frames=tuple(refs),
+        notes=tuple(notes),
     )
 
 

@@ -45,6 +45,7 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
         image_names=[f.source_file for f in study.frames] if study.kind != "dicom" else [],
         findings=inputs,
         roi_keys=[f.mask.key for f in findings],
+        notes=list(study.notes),
     )
 
 

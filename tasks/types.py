@@ -56,6 +56,7 @@ class LoadedStudy:
     input_names: tuple[str, ...]
     frames_archive: ObjectRef
     frames: tuple[FrameRef, ...]
+    notes: tuple[str, ...] = ()  # parts of the study received but not analyzed, and why
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def _decode(path: Path, data: bytes) -> np.ndarray:
                 image = image.convert("RGBA" if image.has_transparency_data else "RGB")
             return np.asarray(image)
     except Exception as exc:
-        raise InputRejected(path, f"cannot read image: {exc}") from exc
+        # PIL names the in-memory buffer with its address; keep reasons identical across runs.
+        message = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+        raise InputRejected(path, f"cannot read image: {message}") from exc
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:

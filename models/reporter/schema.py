@@ -38,6 +38,7 @@ class ReportRequest(BaseModel):
     image_names: list[str] = Field(default_factory=list)  # every image examined, findings or not
     findings: list[FindingInput]
     roi_keys: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # limitations: inputs received but not analyzed
 
 
 class ReportFinding(BaseModel):
@@ -59,6 +60,7 @@ class Report(BaseModel):
     domain: Literal["medical", "industrial"]
     findings: list[ReportFinding]
     impression: str
+    limitations: list[str] = Field(default_factory=list)
     text: str
     reporter: str
     model: str

@@ -89,12 +89,16 @@ class TemplateReporter:
         lines += [
             f"- #{f.index} {f.label} (confidence {f.score:.2f}): {f.location}; {f.size}." for f in findings
         ]
+        if request.notes:
+            lines += ["", "Limitations:", *[f"- {note}" for note in request.notes]]
+            impression = f"INCOMPLETE: {len(request.notes)} limitation(s), see above. {impression}"
         lines += ["", f"Impression: {impression}"]
         return Report(
             title=title,
             domain=request.domain,
             findings=findings,
             impression=impression,
+            limitations=list(request.notes),
             text="\n".join(lines),
             reporter=self.name,
             model=self.model,

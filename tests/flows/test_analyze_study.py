@@ -230,3 +230,23 @@ def test_an_identical_run_in_progress_is_not_started_twice(argus_env: Path, tmp_
     second = analyze_paths([str(surface_dir)])
     assert second.run_ids == []
     assert "already being analyzed" in second.errors[0].reason
+
+
+def test_a_study_missing_an_unreadable_slice_is_reported_incomplete(argus_env: Path, tmp_path: Path) -> None:
+    from argus.db import db_session
+    from argus.results import study_result
+    from flows.batch import analyze_paths
+
+    ct_dir, _ = write_demo_inputs(tmp_path / "inputs")
+    broken = ct_dir / "slice-004.dcm"
+    broken.write_bytes(broken.read_bytes()[:-30_000])
+    outcome = analyze_paths([str(ct_dir)])
+    assert [Path(e.path).name for e in outcome.errors] == ["slice-004.dcm"]
+    with db_session() as session:
+        (result,) = [study_result(session, rid) for rid in outcome.run_ids]
+    report = result["report"]
+    assert report["impression"].startswith("INCOMPLETE: 1 limitation(s)")
+    assert report["limitations"] == [f"slice-004.dcm not analyzed: {outcome.errors[0].reason}"]
+    assert "Limitations:\n- slice-004.dcm not analyzed" in report["text"]
+    # Slices keep the scanner's numbering: nothing is renumbered into the gap.
+    assert all(f["slice"] != 4 and f["image"] == f"slice-{f['slice']:03d}.dcm" for f in result["findings"])

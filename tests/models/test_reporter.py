@@ -96,3 +96,17 @@ def test_laterality_follows_the_orientation_and_is_never_guessed() -> None:
     assert describe_location(coronal, "medical") == "right superior"
     unknown = _finding(1, (200.0, 200.0, 220.0, 220.0))
     assert describe_location(unknown, "medical") == "image lower right"
+
+
+def test_limitations_are_stated_and_mark_the_impression() -> None:
+    request = ReportRequest(
+        domain="medical",
+        study_uid="1.2",
+        images_examined=7,
+        findings=[],
+        notes=["slice-004.dcm not analyzed: x"],
+    )
+    report = TemplateReporter().generate(request)
+    assert report.limitations == ["slice-004.dcm not analyzed: x"]
+    assert report.impression == "INCOMPLETE: 1 limitation(s), see above. No focal lesion detected."
+    assert "Limitations:\n- slice-004.dcm not analyzed: x" in report.text
