@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from enum import StrEnum
@@ -46,8 +47,22 @@ def _prefect_run_context() -> Iterator[None]:
         yield  # a real server watches for crashed runs: keep its heartbeats
         return
     # Ephemeral mode: the temporary server dies with this process, so heartbeats only add a ~1 s join.
+    # Its start (a subprocess, ~5-10 s) overlaps the import of the ML stack (~5-10 s) on the other core.
+    booting = threading.Thread(target=_start_ephemeral_server, name="prefect-ephemeral-start", daemon=True)
+    booting.start()
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        import flows.batch  # noqa: F401  (the heavy imports, while the server boots)
+
+        # A failed start is not lost: the first flow call starts the server again and raises.
+        booting.join()
         yield
+
+
+def _start_ephemeral_server() -> None:
+    from prefect.server.api.server import SubprocessASGIServer
+
+    with contextlib.suppress(Exception):
+        SubprocessASGIServer().start()
 
 
 def _analyze(paths: list[Path], domain: str | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
