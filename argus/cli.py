@@ -48,7 +48,13 @@ def _prefect_run_context() -> Iterator[None]:
         return
     # Ephemeral mode: the temporary server dies with this process, so heartbeats only add a ~1 s join.
     # Its start (a subprocess, ~5-10 s) overlaps the import of the ML stack (~5-10 s) on the other core.
-    booting = threading.Thread(target=_start_ephemeral_server, name="prefect-ephemeral-start", daemon=True)
+    # Imported here, not in the thread: two threads importing the same modules can deadlock.
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    booting = threading.Thread(
+        target=_start_quietly, args=(server,), name="prefect-ephemeral-start", daemon=True
+    )
     booting.start()
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         import flows.batch  # noqa: F401  (the heavy imports, while the server boots)
@@ -58,11 +64,9 @@ def _prefect_run_context() -> Iterator[None]:
         yield
 
 
-def _start_ephemeral_server() -> None:
-    from prefect.server.api.server import SubprocessASGIServer
-
+def _start_quietly(server: Any) -> None:
     with contextlib.suppress(Exception):
-        SubprocessASGIServer().start()
+        server.start()
 
 
 def _analyze(paths: list[Path], domain: str | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:

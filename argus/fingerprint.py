@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import argus
 
 PACKAGES = ("argus", "flows", "tasks", "models", "storage")
+# Libraries whose upgrade can change pixels, boxes or masks: their versions are part of the fingerprint.
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "ultralytics",
+    "monai",
+    "numpy",
+    "opencv-python-headless",
+    "pillow",
+    "pydicom",
+    "pylibjpeg",
+    "pylibjpeg-libjpeg",
+    "pylibjpeg-openjpeg",
+    "pylibjpeg-rle",
+    "pyjpegls",
+)
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``<version>+<12 hex>``: any change to the Python sources gives a new value.
+    """``<version>+<12 hex>``: any change to our sources or to an imaging library's version gives a new value.
 
     Part of every run's idempotency key, so an upgrade never silently reuses results computed by
     older pre- or post-processing.
@@ -24,4 +41,9 @@ def code_version() -> str:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
+    for library in LIBRARIES:
+        try:
+            digest.update(f"{library}=={metadata.version(library)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library} absent".encode())
     return f"{argus.__version__}+{digest.hexdigest()[:12]}"

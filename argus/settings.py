@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     detector_batch: int = Field(default=8, ge=1, le=256)
     reporter: Literal["template"] = "template"
 
+    run_lease_seconds: float = Field(
+        default=3600.0, gt=0, description="A running run without a heartbeat for this long counts as crashed."
+    )
     max_image_pixels: int = Field(default=64_000_000, ge=1, description="Larger images are rejected.")
     min_image_side: int = Field(default=16, ge=1, description="Smaller images are rejected.")
 

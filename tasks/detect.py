@@ -10,20 +10,28 @@ from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import fetch_frames
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done
+from tasks.records import record_stage_done, renew_lease, retryable
 from tasks.types import LoadedStudy, Localization, RunHandle
 
 
 @task(
-    name="detect", tags=["gpu"], retries=1, retry_delay_seconds=2, timeout_seconds=1800, cache_policy=NO_CACHE
+    name="detect",
+    tags=["gpu"],
+    retries=1,
+    retry_delay_seconds=2,
+    timeout_seconds=1800,
+    retry_condition_fn=retryable,
+    cache_policy=NO_CACHE,
 )
 def detect(study: LoadedStudy, run: RunHandle) -> list[Localization]:
     """Localize lesions or defects on each frame; boxes in source pixels."""
     started = utcnow()
+    renew_lease(run)
     settings = get_settings()
     frames = fetch_frames(study.frames_archive)
     model = resources.detector(study.domain)
     with gpu_slot():
+        renew_lease(run)  # the wait for the GPU may have been long
         per_frame = model.detect(
             frames,
             confidence=settings.detector_confidence,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,6 @@ from argus.loading import scan_inputs
 from storage.audit import record_event
 from tasks.load import limits, resolve_domain, unsupported_reason
 from tasks.resources import actor, object_store
-
-log = logging.getLogger(__name__)
 
 # Larger rejected files stay where they are (recorded with their path) instead of being copied.
 QUARANTINE_MAX_BYTES = 512 * 1024 * 1024
@@ -54,11 +51,22 @@ def scan(paths: Sequence[str], domain: str | None) -> tuple[list[StudyGroup], li
     result = scan_inputs([Path(p) for p in paths], limits(), keep_pixels=False)
     errors = [InputError(str(r.path), r.reason) for r in result.rejected]
     notes: dict[str, list[str]] = {}
+    folders: dict[Path, set[str]] = {}
+    for study in result.studies:
+        for source in study.source_paths:
+            folders.setdefault(source.parent, set()).add(study.study_uid)
     for r in result.rejected:
         # An image of the study that could not be read makes its analysis incomplete; a report or
         # presentation state stored with the study does not.
-        if r.study_uid and not r.reason.endswith("is not an image"):
+        if r.reason.endswith("is not an image"):
+            continue
+        if r.study_uid:
             notes.setdefault(r.study_uid, []).append(f"{r.path.name} not analyzed: {r.reason}")
+            continue
+        # No header to tell its study (a broken photo, an unparseable slice): it counts against every
+        # study it was delivered with in the same folder.
+        for uid in sorted(folders.get(r.path.parent, ())):
+            notes.setdefault(uid, []).append(f"{r.path.name} in the same folder not analyzed: {r.reason}")
     groups = []
     for study in result.studies:
         chosen = resolve_domain(study.kind, domain)
@@ -100,8 +108,8 @@ def _quarantine_copy(path: Path) -> dict[str, Any]:
 def record_rejected(errors: Sequence[InputError], action: str = "rejected", copy: bool = True) -> int:
     """Quarantine (when ``copy``) and audit each error; returns how many events were written.
 
-    Never fails the batch: a file that cannot be copied is recorded as such, and if the database
-    itself is unreachable the errors are logged and still reported to the caller.
+    A file that cannot be copied is recorded as such. Database errors raise, so Prefect retries;
+    the batch flow reports every error to the caller even when recording finally fails.
     """
     # Copies first, outside the transaction: SQLite holds its write lock for a session's whole block.
     recorded = [
@@ -109,19 +117,22 @@ def record_rejected(errors: Sequence[InputError], action: str = "rejected", copy
         for e in errors
     ]
     me = actor()
-    try:
-        with db_session() as session:
-            for error, details in recorded:
-                record_event(
-                    session,
-                    actor=me,
-                    action=action,
-                    object_type="input",
-                    object_id=error.path,
-                    outcome="failure",
-                    details=details,
-                )
-    except Exception as exc:  # the caller still reports every error; losing the batch helps nobody
-        log.error("could not record %d %s inputs in the audit trail: %s", len(recorded), action, exc)
-        return 0
+    with db_session() as session:
+        for error, details in recorded:
+            record_event(
+                session,
+                actor=me,
+                action=action,
+                object_type="input",
+                object_id=_object_id(error.path),
+                outcome="failure",
+                details=details,
+            )
     return len(recorded)
+
+
+def _object_id(path: str) -> str:
+    # Paths can outgrow the audit column (1024); the full path stays in the event's details.
+    if len(path) <= 1000:
+        return path
+    return f"{path[:900]}...sha256:{hashlib.sha256(path.encode()).hexdigest()[:16]}"

@@ -33,7 +33,7 @@ def resolve_domain(kind: str, requested: str | None) -> str:
 
 def unsupported_reason(series: ImageSeries, kind: str, domain: str) -> str | None:
     """Why a series cannot go through a domain's models, or None when it can."""
-    if domain != "medical" or kind != "dicom" or series.modality in MEDICAL_MODALITIES:
+    if domain != "medical" or kind != "dicom" or (series.modality or "").upper() in MEDICAL_MODALITIES:
         return None
     return (
         f"modality {series.modality or 'unknown'} of series {series.series_uid} is not supported "

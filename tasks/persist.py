@@ -19,7 +19,7 @@ from storage.audit import record_event
 from storage.repository import finish_run, record_stage, save_results
 from storage.schema import utcnow
 from tasks.arrays import decode_png, encode_png, fetch_frames
-from tasks.records import audit_run
+from tasks.records import audit_run, renew_lease, retryable
 from tasks.resources import actor, object_store
 from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
 
@@ -76,10 +76,11 @@ def _class_index(study: LoadedStudy, label: str) -> int:
     return names.index(label) if label in names else len(names)
 
 
-@task(name="persist", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="persist", retries=2, retry_delay_seconds=2, retry_condition_fn=retryable, cache_policy=NO_CACHE)
 def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding], report: Report) -> str:
     """Store the run's artifacts, then its findings, report, artifact rows and audit events atomically."""
     started = utcnow()
+    renew_lease(run)
     written = render_artifacts(study, run, findings, report)
     artifacts = [("input", ref) for ref in study.inputs]
     artifacts.append(("frames", study.frames_archive))

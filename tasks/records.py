@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from argus.db import db_session
 from storage.audit import record_event
-from storage.repository import record_stage, touch_run
+from storage.repository import RunInProgressError, StaleAttemptError, record_stage, touch_run
 from storage.schema import utcnow
 from tasks.resources import actor
 from tasks.types import RunHandle
@@ -29,6 +29,17 @@ def audit_run(
         outcome=outcome,
         details=details,
     )
+
+
+def retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: not when another attempt owns the run (retrying cannot help)."""
+    return not isinstance(state.result(raise_on_failure=False), StaleAttemptError | RunInProgressError)
+
+
+def renew_lease(run: RunHandle) -> None:
+    """Tell other workers this attempt is alive (before long model work); fails if it lost the run."""
+    with db_session() as session:
+        touch_run(session, run_id=run.run_id, attempt=run.attempt)
 
 
 def record_stage_done(

@@ -9,7 +9,7 @@ from argus.settings import get_settings
 from models.reporter import FindingInput, Report, ReportRequest, get_reporter
 from storage.schema import utcnow
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done
+from tasks.records import record_stage_done, renew_lease, retryable
 from tasks.types import LoadedStudy, RunHandle, SegmentedFinding
 
 
@@ -50,11 +50,18 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
 
 
 @task(
-    name="report", tags=["gpu"], retries=1, retry_delay_seconds=2, timeout_seconds=600, cache_policy=NO_CACHE
+    name="report",
+    tags=["gpu"],
+    retries=1,
+    retry_delay_seconds=2,
+    timeout_seconds=600,
+    retry_condition_fn=retryable,
+    cache_policy=NO_CACHE,
 )
 def report(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]) -> Report:
     """Write the study's report with the configured reporter backend."""
     started = utcnow()
+    renew_lease(run)
     reporter = get_reporter(get_settings().reporter)
     with gpu_slot(gate=False if reporter.name == "template" else None):
         result = reporter.generate(report_request(study, findings))

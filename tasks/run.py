@@ -14,9 +14,10 @@ from prefect.runtime import flow_run
 
 from argus.db import db_session
 from argus.fingerprint import code_version
+from argus.settings import get_settings
 from storage.audit import record_event
-from storage.repository import RunInProgressError, StaleAttemptError, begin_run, finish_run, upsert_study
-from tasks.records import audit_run
+from storage.repository import StaleAttemptError, begin_run, finish_run, upsert_study
+from tasks.records import audit_run, retryable
 from tasks.resources import actor, device, model_refs, object_store
 from tasks.types import LoadedStudy, RunHandle
 
@@ -30,22 +31,18 @@ def idempotency_key(study: LoadedStudy, parameters: dict[str, Any]) -> str:
         "domain": study.domain,
         "models": [asdict(m) for m in model_refs(study.domain)],
         "parameters": parameters,
+        "notes": sorted(study.notes),  # the same files with other unreadable company: another report
         "code": code_version(),
         "device": device(),  # CUDA runs in half precision: not the same numbers as the CPU
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _not_in_progress(task: Any, task_run: Any, state: Any) -> bool:
-    # Retrying cannot help while another attempt holds the run.
-    return not isinstance(state.result(raise_on_failure=False), RunInProgressError)
-
-
 @task(
     name="open-run",
     retries=2,
     retry_delay_seconds=1,
-    retry_condition_fn=_not_in_progress,
+    retry_condition_fn=retryable,
     cache_policy=NO_CACHE,
 )
 def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
@@ -71,6 +68,7 @@ def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
             parameters=parameters,
             code_version=code_version(),
             flow_run_id=str(flow_run.id) if flow_run.id else None,
+            lease_seconds=get_settings().run_lease_seconds,
         )
         if fresh:
             for ref, name in zip(study.inputs, study.input_names, strict=True):
@@ -92,14 +90,18 @@ def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
         else:
             audit_run(session, handle, "run_reused", {"idempotency_key": key, "requested_by": me})
     if fresh and handle.attempt > 1:
-        # Resuming after a crash or failure: whatever an earlier attempt left in the store goes first.
-        _remove_objects(handle)
+        # Resuming after a crash or failure: objects of earlier attempts are stale. Best effort: they
+        # live under other attempt prefixes, so a leftover never mixes with this attempt's results.
+        try:
+            _remove_objects(handle.run_prefix + "/", keep=handle.prefix + "/")
+        except Exception as exc:
+            log.warning("could not remove earlier attempts' objects of run %s: %s", handle.run_id, exc)
     return handle
 
 
-def _remove_objects(run: RunHandle) -> int:
+def _remove_objects(prefix: str, keep: str | None = None) -> int:
     store = object_store()
-    keys = store.list(run.prefix + "/")
+    keys = [k for k in store.list(prefix) if keep is None or not k.startswith(keep)]
     for key in keys:
         store.delete(key)
     return len(keys)
@@ -116,6 +118,8 @@ def fail_run(run: RunHandle, error: str) -> None:
             finish_run(session, run_id=run.run_id, attempt=run.attempt, status="failed", error=error)
             audit_run(session, run, "run_failed", {"error": error, "attempt": run.attempt}, "failure")
     except StaleAttemptError as exc:
-        log.warning("not failing run %s: %s", run.run_id, exc)
-        return
-    _remove_objects(run)
+        # Already failed by this attempt (a retry after the cleanup broke): finish the cleanup.
+        if not (exc.current_attempt == run.attempt and exc.current_status == "failed"):
+            log.warning("not failing run %s: %s", run.run_id, exc)
+            return
+    _remove_objects(run.prefix + "/")

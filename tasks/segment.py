@@ -12,7 +12,7 @@ from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import encode_png, fetch_frames
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done
+from tasks.records import record_stage_done, renew_lease, retryable
 from tasks.types import FrameRef, LoadedStudy, Localization, ObjectRef, RunHandle, SegmentedFinding
 
 
@@ -36,11 +36,13 @@ def measure(mask: np.ndarray, frame: FrameRef) -> tuple[float, float | None, flo
     retries=1,
     retry_delay_seconds=2,
     timeout_seconds=1800,
+    retry_condition_fn=retryable,
     cache_policy=NO_CACHE,
 )
 def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> list[SegmentedFinding]:
     """Segment every detection inside its ROI and store one mask PNG per finding."""
     started = utcnow()
+    renew_lease(run)
     frames = fetch_frames(study.frames_archive) if found else []
     model = resources.segmenter(study.domain)
     by_frame: dict[int, list[Localization]] = defaultdict(list)
@@ -50,6 +52,7 @@ def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> li
     order = sorted(by_frame)
     # One GPU slot for the whole study: acquiring costs a server round trip each time.
     with gpu_slot():
+        renew_lease(run)  # the wait for the GPU may have been long
         masks_by_frame = {i: model.segment(frames[i], [loc.box for loc in by_frame[i]]) for i in order}
     results: list[SegmentedFinding] = []
     for frame_index in order:

@@ -70,9 +70,14 @@ class RunHandle:
     attempt: int
 
     @property
-    def prefix(self) -> str:
-        """Object-store prefix of everything this run writes."""
+    def run_prefix(self) -> str:
+        """Object-store prefix of every attempt of this run."""
         return f"studies/{self.study_uid}/runs/{self.run_id}"
+
+    @property
+    def prefix(self) -> str:
+        """Object-store prefix of what this attempt writes: attempts never share an object."""
+        return f"{self.run_prefix}/attempt-{self.attempt}"
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,10 @@ def describe_location(finding: FindingInput, domain: str) -> str:
     if domain == "medical":
         if finding.patient_directions is not None:
             left_edge, top_edge = finding.patient_directions
+            # From the image halves: assumes the patient is centred in the field of view.
             side = left_edge if cx < 0.5 else OPPOSITE[left_edge]
             depth = top_edge if cy < 0.5 else OPPOSITE[top_edge]
-            where = f"{side} {depth}"
+            where = f"{side} {depth} image quadrant"
         else:
             # No orientation in the file: say where in the image, never guess the patient's side.
             where = f"image {'upper' if cy < 0.5 else 'lower'} {'left' if cx < 0.5 else 'right'}"

@@ -65,7 +65,9 @@ def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
         mask = cv2.imdecode(np.frombuffer(store.get_bytes(mask_key), np.uint8), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (256, 256) and mask.max() == 255
         report = json.loads(
-            store.get_bytes(f"studies/{medical['study_uid']}/runs/{medical['run_id']}/report/report.json")
+            store.get_bytes(
+                f"studies/{medical['study_uid']}/runs/{medical['run_id']}/attempt-1/report/report.json"
+            )
         )
         assert len(report["findings"]) == len(medical["findings"])
         # Stages and audit trail.
@@ -211,6 +213,10 @@ def test_failure_mid_run_leaves_nothing_and_rerun_resumes(
         artifacts = session.scalars(select(Artifact).where(Artifact.run_id == run_id)).all()
         assert len({a.key for a in artifacts}) == len(artifacts)
         assert all(store.exists(a.key) for a in artifacts)
+    # The second attempt wrote under its own prefix; nothing of the first is left.
+    run_keys = store.list(f"studies/{study_uid}/runs/")
+    assert run_keys and all(k.startswith(f"studies/{study_uid}/runs/{run_id}/attempt-2/") for k in run_keys)
+    with db_session() as session:
         stored = session.scalars(select(AuditEvent).where(AuditEvent.action == "stored")).all()
         assert len(stored) == len([a for a in artifacts if a.kind != "input"])
 
@@ -245,8 +251,25 @@ def test_a_study_missing_an_unreadable_slice_is_reported_incomplete(argus_env: P
     with db_session() as session:
         (result,) = [study_result(session, rid) for rid in outcome.run_ids]
     report = result["report"]
+    assert result["findings"], "the demo CT has lesions on the readable slices"
     assert report["impression"].startswith("INCOMPLETE: 1 limitation(s)")
     assert report["limitations"] == [f"slice-004.dcm not analyzed: {outcome.errors[0].reason}"]
     assert "Limitations:\n- slice-004.dcm not analyzed" in report["text"]
     # Slices keep the scanner's numbering: nothing is renumbered into the gap.
     assert all(f["slice"] != 4 and f["image"] == f"slice-{f['slice']:03d}.dcm" for f in result["findings"])
+
+
+def test_an_unreadable_part_photo_marks_its_folder_incomplete(argus_env: Path, tmp_path: Path) -> None:
+    from argus.db import db_session
+    from argus.results import study_result
+    from flows.batch import analyze_paths
+
+    _, surface_dir = write_demo_inputs(tmp_path / "inputs")
+    (surface_dir / "part-05.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    outcome = analyze_paths([str(surface_dir)])
+    assert [Path(e.path).name for e in outcome.errors] == ["part-05.png"]
+    with db_session() as session:
+        (result,) = [study_result(session, rid) for rid in outcome.run_ids]
+    (note,) = result["report"]["limitations"]
+    assert note.startswith("part-05.png in the same folder not analyzed: cannot read image")
+    assert result["report"]["impression"].startswith("INCOMPLETE")

@@ -36,8 +36,8 @@ def test_medical_report_states_every_finding_with_mm_and_location() -> None:
     )
     report = TemplateReporter().generate(request)
     assert [f.index for f in report.findings] == [1, 2]
-    assert report.findings[0].location == "right anterior, slice 3"
-    assert report.findings[1].location == "left posterior, slice 5"
+    assert report.findings[0].location == "right anterior image quadrant, slice 3"
+    assert report.findings[1].location == "left posterior image quadrant, slice 5"
     assert "29.7 x 23.8 mm" in report.text and "area 250.5 mm2" in report.text
     assert report.impression.startswith("2 lesions detected; largest 29.7 x 23.8 mm")
     assert report.ai_generated and report.reporter == "template"
@@ -91,9 +91,9 @@ def test_a_finding_without_mask_is_not_given_a_made_up_size() -> None:
 def test_laterality_follows_the_orientation_and_is_never_guessed() -> None:
     box = (40.0, 40.0, 60.0, 56.0)  # image upper left
     prone = _finding(1, box, patient_directions=("left", "posterior"), slice_number=2)
-    assert describe_location(prone, "medical") == "left posterior, slice 2"
+    assert describe_location(prone, "medical") == "left posterior image quadrant, slice 2"
     coronal = _finding(1, box, patient_directions=("right", "superior"))
-    assert describe_location(coronal, "medical") == "right superior"
+    assert describe_location(coronal, "medical") == "right superior image quadrant"
     unknown = _finding(1, (200.0, 200.0, 220.0, 220.0))
     assert describe_location(unknown, "medical") == "image lower right"
 
