@@ -24,6 +24,15 @@ class StudyLoadError(ValueError):
     """The files handed to the load task are not one analyzable study."""
 
 
+# Patient direction → the body axis it lies on; a pair of axes names the image plane.
+AXIS = {"right": "LR", "left": "LR", "anterior": "AP", "posterior": "AP", "superior": "SI", "inferior": "SI"}
+PLANES = {
+    frozenset({"LR", "AP"}): "axial",
+    frozenset({"LR", "SI"}): "coronal",
+    frozenset({"AP", "SI"}): "sagittal",
+}
+
+
 def resolve_domain(kind: str, requested: str | None) -> str:
     """The domain to analyze with: as requested, else medical for DICOM and industrial for photos."""
     if requested is not None:
@@ -32,13 +41,32 @@ def resolve_domain(kind: str, requested: str | None) -> str:
 
 
 def unsupported_reason(series: ImageSeries, kind: str, domain: str) -> str | None:
-    """Why a series cannot go through a domain's models, or None when it can."""
-    if domain != "medical" or kind != "dicom" or (series.modality or "").upper() in MEDICAL_MODALITIES:
+    """Why a series cannot go through a domain's models, or None when it can.
+
+    The medical models were trained on axial CT slices: other modalities, localizer (scout) images
+    and coronal or sagittal reformats would give findings that mean nothing.
+    """
+    if domain != "medical" or kind != "dicom":
         return None
-    return (
-        f"modality {series.modality or 'unknown'} of series {series.series_uid} is not supported "
-        f"by the medical models (supported: {', '.join(MEDICAL_MODALITIES)})"
-    )
+    if (series.modality or "").upper() not in MEDICAL_MODALITIES:
+        return (
+            f"modality {series.modality or 'unknown'} of series {series.series_uid} is not supported "
+            f"by the medical models (supported: {', '.join(MEDICAL_MODALITIES)})"
+        )
+    if "LOCALIZER" in series.image_type:
+        return f"series {series.series_uid} is a localizer (scout); the medical models read axial slices"
+    planes = {_plane(patient_directions(f.orientation)) for f in series.frames if f.orientation is not None}
+    if planes - {"axial"}:
+        plane = " / ".join(sorted(planes - {"axial"}))
+        return f"series {series.series_uid} is {plane}, not axial; the medical models read axial slices"
+    return None
+
+
+def _plane(directions: tuple[str, str] | None) -> str:
+    """axial / coronal / sagittal from the patient sides at an image's left edge and top."""
+    if directions is None:
+        return "oblique"
+    return PLANES.get(frozenset(AXIS[d] for d in directions), "oblique")
 
 
 def slice_numbers(series: ImageSeries) -> list[int]:

@@ -110,6 +110,7 @@ class DicomInstance:
     accession_number: str | None
     study_description: str | None
     series_description: str | None
+    image_type: tuple[str, ...] = ()  # ImageType values, upper case (ORIGINAL, PRIMARY, LOCALIZER, ...)
 
 
 def read_dicom(path: Path, limits: LoadLimits = DEFAULT_LIMITS, *, keep_pixels: bool = True) -> DicomInstance:
@@ -156,7 +157,16 @@ def _read_instance(path: Path, ds: Dataset, limits: LoadLimits, keep_pixels: boo
         accession_number=_text(ds, "AccessionNumber"),
         study_description=_text(ds, "StudyDescription"),
         series_description=_text(ds, "SeriesDescription"),
+        image_type=_image_type(ds),
     )
+
+
+def _image_type(ds: Dataset) -> tuple[str, ...]:
+    value = ds.get("ImageType")
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else list(value)
+    return tuple(str(v).strip().upper() for v in values if str(v).strip())
 
 
 def _read_dataset(path: Path) -> Dataset:

@@ -163,6 +163,7 @@ def _dicom_series(series_uid: str, instances: list[DicomInstance]) -> ImageSerie
         series_uid=series_uid,
         modality=_first(i.modality for i in by_path),
         description=_first(i.series_description for i in by_path),
+        image_type=by_path[0].image_type,
         # Frames of a multi-frame file stay together and in stored order.
         frames=tuple(frame for instance in ordered for frame in instance.frames),
     )

@@ -93,6 +93,7 @@ class ImageSeries:
     modality: str | None  # DICOM Modality; None for plain images
     description: str | None
     frames: tuple[Frame, ...]
+    image_type: tuple[str, ...] = ()  # DICOM ImageType of the series' first file, upper case
 
 
 @dataclass(frozen=True)

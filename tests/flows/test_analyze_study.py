@@ -273,3 +273,34 @@ def test_an_unreadable_part_photo_marks_its_folder_incomplete(argus_env: Path, t
     (note,) = result["report"]["limitations"]
     assert note.startswith("part-05.png in the same folder not analyzed: cannot read image")
     assert result["report"]["impression"].startswith("INCOMPLETE")
+
+
+def test_localizer_and_reformat_series_are_not_fed_to_the_axial_models(
+    argus_env: Path, tmp_path: Path
+) -> None:
+    from argus.db import db_session
+    from argus.results import study_result
+    from flows.batch import analyze_paths
+
+    ct_dir, _ = write_demo_inputs(tmp_path / "inputs")
+    slices = sorted(ct_dir.glob("*.dcm"))
+    scout = pydicom.dcmread(slices[0])
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    coronal = pydicom.dcmread(slices[1])
+    coronal.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    for ds, name in ((scout, "scout.dcm"), (coronal, "coronal.dcm")):
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(ct_dir / name)
+    outcome = analyze_paths([str(ct_dir)])
+    reasons = {Path(e.path).name: e.reason for e in outcome.errors}
+    assert set(reasons) == {"scout.dcm", "coronal.dcm"}
+    assert "is a localizer" in reasons["scout.dcm"]
+    assert "is coronal, not axial" in reasons["coronal.dcm"]
+    with db_session() as session:
+        (result,) = [study_result(session, rid) for rid in outcome.run_ids]
+    # The 8 axial slices were analyzed; the skipped series are the report's limitations.
+    assert sum(a["kind"] == "input" for a in result["artifacts"]) == 8
+    assert sorted(result["report"]["limitations"]) == sorted(
+        f"series not analyzed: {r}" for r in reasons.values()
+    )
