@@ -194,17 +194,19 @@ def audit(
     configure_environment(get_settings())
     from argus.db import db_session
     from argus.results import audit_listing
-    from storage.audit import list_events
+    from storage.audit import count_events, list_events
 
     with db_session() as session:
         events = list_events(
             session, study_uid=study, action=action, limit=limit, offset=offset, newest_first=newest
         )
         rows = audit_listing(events)
+        total = count_events(session, study_uid=study, action=action)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="Audit trail")
+    shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
+    table = Table(title=f"Audit trail: events {shown} of {total}")
     for column in ("time", "actor", "action", "object", "outcome"):
         table.add_column(column)
     for e in rows:

@@ -60,3 +60,8 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
 
     table = _argus(["runs"], data_dir)
     assert table.returncode == 0 and result["run_id"][:8] in table.stdout
+
+    newest = json.loads(_argus(["audit", "--newest", "--limit", "2", "--json"], data_dir).stdout)
+    assert [e["action"] for e in newest] == ["run_reused", "run_completed"]
+    page = _argus(["audit", "--offset", "2", "--limit", "3"], data_dir)
+    assert "events 3-5 of" in page.stdout
