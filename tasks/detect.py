@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from argus.settings import get_settings
 from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import fetch_frames
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done, renew_lease, retryable
+from tasks.records import MODEL_TASK_OPTIONS, record_stage_done, renew_lease
 from tasks.types import LoadedStudy, Localization, RunHandle
 
 
-@task(
-    name="detect",
-    tags=["gpu"],
-    retries=1,
-    retry_delay_seconds=2,
-    timeout_seconds=1800,
-    retry_condition_fn=retryable,
-    cache_policy=NO_CACHE,
-)
+@task(name="detect", timeout_seconds=1800, **MODEL_TASK_OPTIONS)
 def detect(study: LoadedStudy, run: RunHandle) -> list[Localization]:
     """Localize lesions or defects on each frame; boxes in source pixels."""
     started = utcnow()
@@ -43,7 +34,6 @@ def detect(study: LoadedStudy, run: RunHandle) -> list[Localization]:
         for i, dets in enumerate(per_frame)
         for d in dets
     ]
-    weights = resources.weights("detector", study.domain)
     record_stage_done(
         run,
         "detect",
@@ -51,12 +41,9 @@ def detect(study: LoadedStudy, run: RunHandle) -> list[Localization]:
         {
             "frames": len(frames),
             "detections": len(found),
-            "model": weights.name,
-            "model_version": weights.version,
-            "weights_sha256": weights.sha256,
             "confidence": settings.detector_confidence,
             "iou": settings.detector_iou,
-            "device": resources.device(),
+            **resources.model_identity("detector", study.domain),
         },
     )
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
 from argus.db import db_session
@@ -34,6 +35,17 @@ def audit_run(
 def retryable(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry condition: not when another attempt owns the run (retrying cannot help)."""
     return not isinstance(state.result(raise_on_failure=False), StaleAttemptError | RunInProgressError)
+
+
+# Decorator options shared by the model tasks (detect, segment, report): tagged for the GPU, one
+# retry for a transient device error, none once another attempt owns the run.
+MODEL_TASK_OPTIONS: dict[str, Any] = {
+    "tags": ["gpu"],
+    "retries": 1,
+    "retry_delay_seconds": 2,
+    "retry_condition_fn": retryable,
+    "cache_policy": NO_CACHE,
+}
 
 
 def renew_lease(run: RunHandle) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from argus.settings import get_settings
 from models.reporter import FindingInput, Report, ReportRequest, get_reporter
 from storage.schema import utcnow
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done, renew_lease, retryable
+from tasks.records import MODEL_TASK_OPTIONS, record_stage_done, renew_lease
 from tasks.types import LoadedStudy, RunHandle, SegmentedFinding
 
 
@@ -49,15 +48,7 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
     )
 
 
-@task(
-    name="report",
-    tags=["gpu"],
-    retries=1,
-    retry_delay_seconds=2,
-    timeout_seconds=600,
-    retry_condition_fn=retryable,
-    cache_policy=NO_CACHE,
-)
+@task(name="report", timeout_seconds=600, **MODEL_TASK_OPTIONS)
 def report(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]) -> Report:
     """Write the study's report with the configured reporter backend."""
     started = utcnow()

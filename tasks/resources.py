@@ -56,6 +56,12 @@ def weights(kind: str, domain: str) -> WeightsRef:
     return _weights(kind, domain, user, mtime)
 
 
+def model_identity(kind: str, domain: str) -> dict[str, str]:
+    """What a stage records about the model it ran: name, version, weights sha256, device."""
+    w = weights(kind, domain)
+    return {"model": w.name, "model_version": w.version, "weights_sha256": w.sha256, "device": device()}
+
+
 def model_refs(domain: str) -> tuple[ModelRef, ...]:
     """Identity of the detector and segmenter a domain's runs use (for idempotency and audit)."""
     refs = []

@@ -6,13 +6,12 @@ from collections import defaultdict
 
 import numpy as np
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import encode_png, fetch_frames
 from tasks.gpu import gpu_slot
-from tasks.records import record_stage_done, renew_lease, retryable
+from tasks.records import MODEL_TASK_OPTIONS, record_stage_done, renew_lease
 from tasks.types import FrameRef, LoadedStudy, Localization, ObjectRef, RunHandle, SegmentedFinding
 
 
@@ -30,15 +29,7 @@ def measure(mask: np.ndarray, frame: FrameRef) -> tuple[float, float | None, flo
     return area_px, round(area_px * row_mm * col_mm, 2), round(width_mm, 2), round(height_mm, 2)
 
 
-@task(
-    name="segment",
-    tags=["gpu"],
-    retries=1,
-    retry_delay_seconds=2,
-    timeout_seconds=1800,
-    retry_condition_fn=retryable,
-    cache_policy=NO_CACHE,
-)
+@task(name="segment", timeout_seconds=1800, **MODEL_TASK_OPTIONS)
 def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> list[SegmentedFinding]:
     """Segment every detection inside its ROI and store one mask PNG per finding."""
     started = utcnow()
@@ -76,17 +67,10 @@ def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> li
                     height_mm=height_mm,
                 )
             )
-    weights = resources.weights("segmenter", study.domain)
     record_stage_done(
         run,
         "segment",
         started,
-        {
-            "findings": len(results),
-            "model": weights.name,
-            "model_version": weights.version,
-            "weights_sha256": weights.sha256,
-            "device": resources.device(),
-        },
+        {"findings": len(results), **resources.model_identity("segmenter", study.domain)},
     )
     return results
