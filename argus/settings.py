@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Domain = Literal["medical", "industrial"]
@@ -36,7 +36,24 @@ class Settings(BaseSettings):
     detector_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     detector_iou: float = Field(default=0.45, ge=0.0, le=1.0)
     detector_batch: int = Field(default=8, ge=1, le=256)
-    reporter: Literal["template"] = "template"
+    reporter: Literal["template", "transformers", "openai"] = "template"
+    reporter_model: str | None = Field(
+        default=None, description="transformers: a local model directory; openai: the endpoint's model name."
+    )
+    reporter_url: str | None = Field(
+        default=None, description="OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1."
+    )
+    reporter_api_key: SecretStr | None = Field(default=None, description="Bearer token for the endpoint.")
+    reporter_timeout: float = Field(default=120.0, gt=0, description="Seconds per endpoint request.")
+    reporter_retries: int = Field(default=2, ge=0, le=10, description="Retries on 5xx and connection errors.")
+    reporter_max_new_tokens: int = Field(default=768, ge=16, le=8192)
+    reporter_temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 = greedy (no sampling).")
+    reporter_top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    reporter_max_crops: int = Field(default=8, ge=0, le=64, description="ROI crops sent per study.")
+    reporter_crop_margin: float = Field(
+        default=0.5, ge=0.0, le=4.0, description="Context around a box, as a fraction of its size."
+    )
+    reporter_crop_size: int = Field(default=224, ge=16, le=1024, description="Longest side of a crop (px).")
 
     run_lease_seconds: float = Field(
         default=3600.0, gt=0, description="A running run without a heartbeat for this long counts as crashed."
@@ -59,6 +76,25 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith("file://"):
             raise ValueError(f"ARGUS_OBJECT_STORE must be a file:// URL, got {value!r}")
         return value
+
+    @field_validator("reporter_url")
+    @classmethod
+    def _check_reporter_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"ARGUS_REPORTER_URL must be an http(s):// URL, got {value!r}")
+        return None if value is None else value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_reporter_backend(self) -> Settings:
+        if self.reporter == "transformers" and not self.reporter_model:
+            raise ValueError(
+                "ARGUS_REPORTER=transformers needs ARGUS_REPORTER_MODEL (a local model directory)"
+            )
+        if self.reporter == "openai" and not (self.reporter_url and self.reporter_model):
+            raise ValueError(
+                "ARGUS_REPORTER=openai needs ARGUS_REPORTER_URL (the API base) and ARGUS_REPORTER_MODEL"
+            )
+        return self
 
     @property
     def resolved_data_dir(self) -> Path:

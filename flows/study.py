@@ -11,6 +11,7 @@ from tasks.detect import detect
 from tasks.load import load_study
 from tasks.persist import persist
 from tasks.report import report
+from tasks.resources import reporter_parameters
 from tasks.run import fail_run, open_run
 from tasks.segment import segment
 
@@ -22,7 +23,7 @@ def run_parameters(domain: str | None) -> dict[str, object]:
         "domain": domain,
         "detector_confidence": settings.detector_confidence,
         "detector_iou": settings.detector_iou,
-        "reporter": settings.reporter,
+        **reporter_parameters(domain),
     }
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 
-from argus.settings import get_settings
-from models.reporter import FindingInput, Report, ReportRequest, get_reporter
+from models.reporter import FindingInput, Report, ReportContext, ReportRequest
+from models.reporter.crops import CropRegion, roi_crops
 from storage.schema import utcnow
+from tasks.arrays import fetch_frames
 from tasks.gpu import gpu_slot
 from tasks.records import MODEL_TASK_OPTIONS, record_stage_done, renew_lease
+from tasks.resources import reporter, reporter_config
 from tasks.types import LoadedStudy, RunHandle, SegmentedFinding
 
 
@@ -48,13 +52,31 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
     )
 
 
+def report_context(study: LoadedStudy, findings: list[SegmentedFinding]) -> ReportContext:
+    """ROI crops of the findings (from the study's frames) and the identifiers that must not leave."""
+    regions = [CropRegion(f.index, f.frame, f.box, f.score) for f in findings]
+    crops = roi_crops(fetch_frames(study.frames_archive), regions, reporter_config().crops) if regions else []
+    uids = {uid for frame in study.frames for uid in (frame.series_uid, frame.sop_instance_uid) if uid}
+    known = (study.patient_id, study.accession_number, study.study_uid, *sorted(uids))
+    return ReportContext(crops=tuple(crops), identifiers=tuple(x for x in known if x))
+
+
 @task(name="report", timeout_seconds=600, **MODEL_TASK_OPTIONS)
 def report(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]) -> Report:
     """Write the study's report with the configured reporter backend."""
     started = utcnow()
     renew_lease(run)
-    reporter = get_reporter(get_settings().reporter)
-    with gpu_slot(gate=False if reporter.name == "template" else None):
-        result = reporter.generate(report_request(study, findings))
-    record_stage_done(run, "report", started, {"reporter": result.reporter, "model": result.model})
+    writer = reporter()
+    request = report_request(study, findings)
+    if writer.name == "template":
+        result = writer.generate(request)
+    else:
+        context = report_context(study, findings)
+        # Only a local model uses this machine's GPU; an endpoint's GPU is the endpoint's business.
+        with gpu_slot(gate=None if writer.name == "transformers" else False):
+            result = writer.generate(request, context)
+    details: dict[str, Any] = {"reporter": result.reporter, "model": result.model}
+    if result.provenance is not None:
+        details |= result.provenance.model_dump(include={"backend", "cached", "attempts", "fallback_reason"})
+    record_stage_done(run, "report", started, details)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from models.device import resolve_device
 from models.domains import domain_spec
 from models.offline import configure_offline_ml
 from models.registry import WeightsRef, resolve_weights
+from models.reporter import CropSettings, GenerationSettings, ReportCache, Reporter, ReporterConfig
+from models.reporter import get_reporter as build_reporter
+from models.reporter.local_vlm import weights_sha256 as reporter_weights_sha256
+from models.reporter.prompts import load_prompt
 from models.segmenter import Segmenter, load_segmenter
 from storage.object_store import ObjectStore, open_object_store
 from tasks.types import ModelRef
@@ -84,7 +89,95 @@ def segmenter(domain: str) -> Segmenter:
     return load_segmenter(w.path, w.sha256, device())
 
 
+def reporter_config() -> ReporterConfig:
+    """The report backend and its generation and crop settings, from the settings."""
+    s = get_settings()
+    return ReporterConfig(
+        backend=s.reporter,
+        model=s.reporter_model,
+        url=s.reporter_url,
+        api_key=s.reporter_api_key,
+        timeout=s.reporter_timeout,
+        retries=s.reporter_retries,
+        generation=GenerationSettings(
+            max_new_tokens=s.reporter_max_new_tokens,
+            temperature=s.reporter_temperature,
+            top_p=s.reporter_top_p,
+        ),
+        crops=CropSettings(
+            max_crops=s.reporter_max_crops, margin=s.reporter_crop_margin, max_side=s.reporter_crop_size
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def deid_key() -> bytes:
+    """This installation's secret for de-identification pseudonyms, created once in the data dir.
+
+    A key (not a plain hash) so that a short patient ID cannot be recovered from its pseudonym by
+    trying every candidate; kept, so the same patient reads the same across runs.
+    """
+    path = get_settings().resolved_data_dir / "secrets" / "deid.key"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+@lru_cache(maxsize=2)
+def _reporter(config: ReporterConfig, device: str, weights: str | None) -> Reporter:
+    # weights in the key: a local model replaced in place gets a fresh reporter (and is loaded anew).
+    cache = ReportCache(object_store())
+    return build_reporter(config, device=device, cache=cache, deid_key=deid_key())
+
+
+def reporter() -> Reporter:
+    """The configured reporter (language-model backends cache answers in the object store)."""
+    config = reporter_config()
+    return _reporter(config, device(), _reporter_weights(config))
+
+
+def _reporter_weights(config: ReporterConfig) -> str | None:
+    if config.backend != "transformers" or config.model is None:
+        return None
+    return reporter_weights_sha256(Path(config.model).expanduser().resolve())
+
+
+def reporter_parameters(domain: str | None) -> dict[str, object]:
+    """What about the reporter changes a run's results (for its idempotency key).
+
+    The template is named only, as before; a language model adds its model, weights, endpoint, prompt
+    version and generation and crop settings. Timeout, retries and the API key change no text.
+    """
+    config = reporter_config()
+    if config.backend == "template":
+        return {"reporter": "template"}
+    return {
+        "reporter": config.backend,
+        "reporter_model": config.model,
+        "reporter_url": config.url,
+        "reporter_weights_sha256": _reporter_weights(config),
+        "reporter_prompt": load_prompt(domain).version if domain else None,
+        "reporter_generation": config.generation.as_record(),
+        "reporter_crops": config.crops.model_dump(),
+    }
+
+
 def clear_caches() -> None:
     """Forget cached settings-derived resources (tests and long-lived workers after a settings change)."""
-    for fn in (device, object_store, engine, _weights, load_detector, load_segmenter, get_settings):
+    for fn in (
+        device,
+        object_store,
+        engine,
+        _weights,
+        load_detector,
+        load_segmenter,
+        get_settings,
+        deid_key,
+        _reporter,
+    ):
         fn.cache_clear()

@@ -51,6 +51,22 @@ class ReportFinding(BaseModel):
     size: str
     area_mm2: float | None = None
     area_px: float
+    description: str | None = None  # the language model's words on this finding; None from the template
+
+
+class ReportProvenance(BaseModel):
+    """How a model-written report was produced: enough to reproduce it or explain its fallback."""
+
+    backend: str  # the configured backend ("transformers", "openai"), also when the template stood in
+    model: str
+    weights_sha256: str | None = None  # None for an endpoint: its weights are not visible from here
+    prompt_version: str
+    generation: dict[str, float | int | bool] = Field(default_factory=dict)
+    cache_key: str
+    cached: bool = False
+    attempts: int = 0  # model calls made for this report (0 on a cache hit)
+    deidentified: bool = False  # texts were scrubbed of identifiers before leaving the process
+    fallback_reason: str | None = None  # why the template wrote the report instead, if it did
 
 
 class Report(BaseModel):
@@ -65,4 +81,5 @@ class Report(BaseModel):
     reporter: str
     model: str
     ai_generated: bool = True
+    provenance: ReportProvenance | None = None  # None for the template backend run on its own
     disclaimer: str = "AI-generated from synthetic-data models; for review, not for clinical or release use."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from models.reporter.base import ReportContext
 from models.reporter.schema import FindingInput, Report, ReportFinding, ReportRequest
 
 
@@ -57,52 +58,64 @@ def describe_size(finding: FindingInput) -> str:
     return f"{x2 - x1:.0f} x {y2 - y1:.0f} px, area {finding.area_px:.0f} px"
 
 
+def grounded_findings(request: ReportRequest) -> list[ReportFinding]:
+    """The detector's findings as report entries: labels, scores and sizes exactly as measured."""
+    return [
+        ReportFinding(
+            index=f.index,
+            label=f.label,
+            score=round(f.score, 3),
+            location=describe_location(f, request.domain),
+            size=describe_size(f),
+            area_mm2=None if f.area_mm2 is None else round(f.area_mm2, 1),
+            area_px=round(f.area_px, 1),
+        )
+        for f in request.findings
+    ]
+
+
+def render_report(
+    request: ReportRequest, findings: list[ReportFinding], impression: str, reporter: str, model: str
+) -> Report:
+    """The structured report and its text; limitations make the impression say INCOMPLETE first."""
+    kind = "Diagnostic imaging" if request.domain == "medical" else "Surface inspection"
+    title = f"{kind} report"
+    lines = [title, "", f"Study: {request.study_uid}"]
+    if request.modality:
+        lines.append(f"Modality: {request.modality}")
+    lines.append(f"Images examined: {request.images_examined}")
+    lines += ["", "Findings:"]
+    if not findings:
+        lines.append("- None detected.")
+    for f in findings:
+        line = f"- #{f.index} {f.label} (confidence {f.score:.2f}): {f.location}; {f.size}."
+        lines.append(f"{line} {f.description}" if f.description else line)
+    if request.notes:
+        lines += ["", "Limitations:", *[f"- {note}" for note in request.notes]]
+        impression = f"INCOMPLETE: {len(request.notes)} limitation(s), see above. {impression}"
+    lines += ["", f"Impression: {impression}"]
+    return Report(
+        title=title,
+        domain=request.domain,
+        findings=findings,
+        impression=impression,
+        limitations=list(request.notes),
+        text="\n".join(lines),
+        reporter=reporter,
+        model=model,
+    )
+
+
 class TemplateReporter:
     """Reports exactly the detector's findings, phrased from fixed templates."""
 
     name = "template"
     model = "argus-template-v1"
 
-    def generate(self, request: ReportRequest) -> Report:
-        """Structured report and text for one study."""
-        findings = [
-            ReportFinding(
-                index=f.index,
-                label=f.label,
-                score=round(f.score, 3),
-                location=describe_location(f, request.domain),
-                size=describe_size(f),
-                area_mm2=None if f.area_mm2 is None else round(f.area_mm2, 1),
-                area_px=round(f.area_px, 1),
-            )
-            for f in request.findings
-        ]
-        impression = self._impression(request)
-        kind = "Diagnostic imaging" if request.domain == "medical" else "Surface inspection"
-        title = f"{kind} report"
-        lines = [title, "", f"Study: {request.study_uid}"]
-        if request.modality:
-            lines.append(f"Modality: {request.modality}")
-        lines.append(f"Images examined: {request.images_examined}")
-        lines += ["", "Findings:"]
-        if not findings:
-            lines.append("- None detected.")
-        lines += [
-            f"- #{f.index} {f.label} (confidence {f.score:.2f}): {f.location}; {f.size}." for f in findings
-        ]
-        if request.notes:
-            lines += ["", "Limitations:", *[f"- {note}" for note in request.notes]]
-            impression = f"INCOMPLETE: {len(request.notes)} limitation(s), see above. {impression}"
-        lines += ["", f"Impression: {impression}"]
-        return Report(
-            title=title,
-            domain=request.domain,
-            findings=findings,
-            impression=impression,
-            limitations=list(request.notes),
-            text="\n".join(lines),
-            reporter=self.name,
-            model=self.model,
+    def generate(self, request: ReportRequest, context: ReportContext | None = None) -> Report:
+        """Structured report and text for one study (the template has no use for crops)."""
+        return render_report(
+            request, grounded_findings(request), self._impression(request), self.name, self.model
         )
 
     @staticmethod

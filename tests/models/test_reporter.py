@@ -1,4 +1,4 @@
-from models.reporter import FindingInput, ReportRequest, TemplateReporter, get_reporter
+from models.reporter import FindingInput, ReporterConfig, ReportRequest, TemplateReporter, get_reporter
 from models.reporter.template import describe_location
 
 
@@ -60,7 +60,7 @@ def test_industrial_locations_and_pixel_sizes() -> None:
     named = _finding(2, (100, 100, 140, 140), label="dent", image_name="part-07.png")
     assert describe_location(named, "industrial") == "part-07.png, centre at (120, 120) px"
     request = ReportRequest(domain="industrial", study_uid="2.25.1", images_examined=1, findings=[f])
-    report = get_reporter("template").generate(request)
+    report = get_reporter(ReporterConfig()).generate(request)
     assert "20 x 40 px, area 120 px" in report.text
     assert report.impression == "1 of 1 parts flagged for QC review: image (1 crack)."
 

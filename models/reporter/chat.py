@@ -1,0 +1,48 @@
+"""The chat interface a language-model backend implements (local transformers or an HTTP endpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from models.reporter.crops import RoiCrop
+
+
+class BackendError(RuntimeError):
+    """The backend could not produce an answer (model dir unusable, endpoint down or failing)."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat turn; images come before the text, as the prompts refer to them by number."""
+
+    role: Literal["system", "user", "assistant"]
+    text: str
+    images: tuple[RoiCrop, ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer: the generated text and whether it ended on its own or hit the token limit."""
+
+    text: str
+    truncated: bool
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ChatBackend(Protocol):
+    """Answers a chat with images; ``external`` backends send it out of the process."""
+
+    name: str
+    model: str
+    weights_sha256: str | None
+    external: bool
+
+    def identity(self) -> dict[str, str | None]:
+        """What identifies the model that answers (for cache keys and provenance)."""
+        ...
+
+    def complete(self, messages: list[ChatMessage]) -> Completion:
+        """The model's answer to ``messages``; raises ``BackendError`` when none can be had."""
+        ...

@@ -1,0 +1,143 @@
+"""``transformers`` backend: any local image-text-to-text model directory, loaded offline.
+
+LLaVA-, Qwen2-VL- and Idefics/SmolVLM-style directories all load through ``AutoProcessor`` and
+``AutoModelForImageTextToText``; the directory must hold the processor (with a chat template) next to
+the weights. Nothing is fetched: ``local_files_only`` and the offline flags are always set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from models.offline import configure_offline_ml
+from models.registry import sha256_file
+from models.reporter.chat import BackendError, ChatMessage, Completion
+from models.reporter.config import GenerationSettings
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Fail early, naming the directory, when it cannot be a transformers model directory."""
+    if not model_dir.is_dir():
+        raise BackendError(f"reporter model dir {model_dir} does not exist (ARGUS_REPORTER_MODEL)")
+    if not (model_dir / "config.json").is_file():
+        raise BackendError(f"reporter model dir {model_dir} has no config.json: not a transformers model dir")
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 over the model directory's weight files (name and sha256 of each, sorted by name)."""
+    check_model_dir(model_dir)
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        kinds = ", ".join(WEIGHT_SUFFIXES)
+        raise BackendError(f"reporter model dir {model_dir} holds no weight files ({kinds})")
+    # Sizes and mtimes in the cache key: a file replaced in place is hashed again, an unchanged one not.
+    stamp = tuple(
+        (p.relative_to(model_dir).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files
+    )
+    return _weights_digest(model_dir, stamp)
+
+
+@lru_cache(maxsize=8)
+def _weights_digest(model_dir: Path, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for name, _size, _mtime in stamp:
+        digest.update(f"{name}:{sha256_file(model_dir / name)}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedVlm:
+    """A processor and model pair on one device."""
+
+    processor: Any
+    model: Any
+    device: str
+
+
+def _dtype(device: str) -> Any:
+    import torch
+
+    if device != "cuda":
+        return torch.float32  # half precision on CPU is slow or unsupported for many ops
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@lru_cache(maxsize=2)
+def load_vlm(model_dir: Path, sha256: str, device: str) -> LoadedVlm:
+    """Processor and model from ``model_dir``, cached per (dir, weights sha256, device)."""
+    check_model_dir(model_dir)
+    configure_offline_ml()
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(
+            model_dir, local_files_only=True, dtype=_dtype(device)
+        )
+    except Exception as exc:  # config, weights and processor errors come in many types; all mean the same
+        raise BackendError(f"cannot load the reporter model from {model_dir}: {exc}") from exc
+    if getattr(processor, "chat_template", None) is None:
+        raise BackendError(f"reporter model dir {model_dir} has no chat template for its processor")
+    loaded: Any = model  # the Auto class's decorated .to() confuses type checkers
+    return LoadedVlm(processor, loaded.to(device).eval(), device)
+
+
+def _content(message: ChatMessage) -> list[dict[str, str]]:
+    return [*({"type": "image"} for _ in message.images), {"type": "text", "text": message.text}]
+
+
+class TransformersBackend:
+    """Generates locally with a cached model; the text never leaves the process."""
+
+    name = "transformers"
+    external = False
+
+    def __init__(self, model_dir: Path, device: str, generation: GenerationSettings) -> None:
+        self.model_dir = model_dir.resolve()
+        self.model = str(self.model_dir)
+        self.weights_sha256: str | None = weights_sha256(self.model_dir)
+        self.device = device
+        self.generation = generation
+
+    def identity(self) -> dict[str, str | None]:
+        """Backend, model dir and the sha256 of its weights."""
+        return {"backend": self.name, "model": self.model, "weights_sha256": self.weights_sha256}
+
+    def complete(self, messages: list[ChatMessage]) -> Completion:
+        """Greedy (or sampled, with a temperature) generation of at most ``max_new_tokens`` tokens."""
+        import torch
+        from PIL import Image
+
+        assert self.weights_sha256 is not None
+        vlm = load_vlm(self.model_dir, self.weights_sha256, self.device)
+        chat = [{"role": m.role, "content": _content(m)} for m in messages]
+        images = [Image.open(io.BytesIO(c.png)).convert("RGB") for m in messages for c in m.images]
+        try:
+            text = vlm.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            inputs = vlm.processor(text=text, images=images or None, return_tensors="pt").to(vlm.device)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BackendError(f"the processor of {self.model_dir} cannot encode the prompt: {exc}") from exc
+        g = self.generation
+        options: dict[str, Any] = {"max_new_tokens": g.max_new_tokens, "do_sample": g.do_sample}
+        if g.do_sample:
+            options |= {"temperature": g.temperature, "top_p": g.top_p}
+        with torch.inference_mode():
+            output = vlm.model.generate(**inputs, **options)
+        prompt_length = inputs["input_ids"].shape[1]
+        new_tokens = output[0, prompt_length:]
+        eos = vlm.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        ended = len(new_tokens) > 0 and int(new_tokens[-1]) in eos_ids
+        return Completion(
+            text=vlm.processor.decode(new_tokens, skip_special_tokens=True),
+            truncated=not ended and len(new_tokens) >= g.max_new_tokens,
+            prompt_tokens=int(prompt_length),
+            completion_tokens=len(new_tokens),
+        )

@@ -1,0 +1,173 @@
+"""Parsing a language model's answer and checking it against the detector's findings."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.reporter.prompts import longest_mm
+from models.reporter.schema import ReportRequest
+
+# A stated size may differ from the measurement by rounding, not more: 1 mm or 15 %, whichever is larger.
+SIZE_TOLERANCE_MM = 1.0
+SIZE_TOLERANCE_FRACTION = 0.15
+
+_NUMBER_WORDS = {
+    "no": 0,
+    "zero": 0,
+    "one": 1,
+    "a single": 1,
+    "single": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+
+
+class OutputFinding(BaseModel):
+    """One finding as the model states it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    index: int
+    label: str
+    longest_mm: float | None = None
+    description: str = Field(min_length=1, max_length=1000)
+
+
+class ModelOutput(BaseModel):
+    """The JSON object every prompt asks for."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    finding_count: int
+    findings: list[OutputFinding]
+    impression: str = Field(min_length=1, max_length=2000)
+
+
+class OutputError(ValueError):
+    """The answer is unusable; ``problems`` say why, in words fit to send back in a repair prompt."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse_output(text: str, truncated: bool = False) -> ModelOutput:
+    """The first JSON object in ``text`` (code fences and chatter around it are tolerated)."""
+    start = text.find("{")
+    if start < 0:
+        raise OutputError(["the answer holds no JSON object"])
+    try:
+        data, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError as exc:
+        # An object still open at the end is a cut-off answer, not a syntax slip: say so.
+        if truncated or _unclosed(text[start:]):
+            raise OutputError(["the answer is truncated: the JSON object is not closed"]) from exc
+        raise OutputError([f"the answer is not valid JSON: {exc.msg} (character {exc.pos})"]) from exc
+    if not isinstance(data, dict):
+        raise OutputError(["the answer's JSON is not an object"])
+    try:
+        return ModelOutput.model_validate(data)
+    except ValidationError as exc:
+        fields = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise OutputError([f"the answer does not match the schema ({'; '.join(fields)})"]) from exc
+
+
+def _unclosed(text: str) -> bool:
+    """Whether ``text`` ends inside a string or with brackets still open."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            escaped = not escaped and char == "\\"
+            if char == '"' and not escaped:
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return False  # closed: whatever broke the parse, it was not the end of the answer
+    return in_string or depth > 0
+
+
+def grounding_problems(output: ModelOutput, request: ReportRequest) -> list[str]:
+    """Where the answer contradicts the detector: invented, missing, relabelled or re-measured findings."""
+    expected = {f.index: f for f in request.findings}
+    problems = []
+    seen: set[int] = set()
+    for stated in output.findings:
+        if stated.index in seen:
+            problems.append(f"finding #{stated.index} is stated more than once")
+            continue
+        seen.add(stated.index)
+        finding = expected.get(stated.index)
+        if finding is None:
+            problems.append(f"finding #{stated.index} ({stated.label}) was not detected: it is hallucinated")
+            continue
+        if stated.label.strip().lower() != finding.label.lower():
+            problems.append(f"finding #{stated.index} is a {finding.label}, not a {stated.label}")
+        problems += _size_problems(stated, longest_mm(finding))
+    for index in sorted(set(expected) - seen):
+        problems.append(f"finding #{index} ({expected[index].label}) is missing")
+    if output.finding_count != len(expected):
+        problems.append(
+            f"finding_count {output.finding_count} contradicts the {len(expected)} findings given"
+        )
+    problems += _impression_problems(output.impression, request)
+    return problems
+
+
+def _size_problems(stated: OutputFinding, measured: float | None) -> list[str]:
+    if measured is None:
+        if stated.longest_mm is not None:
+            return [
+                f"finding #{stated.index} has no size in mm, yet the answer states {stated.longest_mm} mm"
+            ]
+        return []
+    if stated.longest_mm is None:
+        return [f"finding #{stated.index} lacks longest_mm (measured {measured} mm)"]
+    if abs(stated.longest_mm - measured) > max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * measured):
+        return [f"finding #{stated.index} measures {measured} mm, not {stated.longest_mm} mm"]
+    return []
+
+
+def _stated_counts(impression: str, label: str) -> list[int]:
+    words = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+    # "2 lesions", "two hypodense lesions", "no focal lesion": a count, up to two words, the label.
+    pattern = rf"\b(\d+|{words})\s+(?:[a-z-]+\s+){{0,2}}?{re.escape(label.lower())}(?:s|es)?\b"
+    return [
+        int(m.group(1)) if m.group(1).isdigit() else _NUMBER_WORDS[m.group(1)]
+        for m in re.finditer(pattern, impression.lower())
+    ]
+
+
+def _impression_problems(impression: str, request: ReportRequest) -> list[str]:
+    totals: dict[str, int] = {}
+    for f in request.findings:
+        totals[f.label] = totals.get(f.label, 0) + 1
+    labels = set(totals) | ({"lesion"} if request.domain == "medical" else set())
+    problems = []
+    for label in sorted(labels):
+        total = totals.get(label, 0)
+        for count in _stated_counts(impression, label):
+            # Inspection impressions count per part, so a part may state fewer than the study total,
+            # and "no crack" may be said of a part that passes; more than detected is always wrong.
+            wrong = count != total if request.domain == "medical" else count > total
+            if wrong:
+                problems.append(f"the impression states {count} {label}(s), but {total} were detected")
+    passes_all = re.search(r"\ball\b[^.]*\bpass", impression.lower())
+    if request.domain == "industrial" and request.findings and passes_all:
+        problems.append(f"the impression passes all parts, but {len(request.findings)} defects were detected")
+    return problems

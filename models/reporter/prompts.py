@@ -1,0 +1,104 @@
+"""Versioned prompt templates (``prompts/<domain>_v<N>.txt``) and the chat messages built from them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from string import Template
+
+from models.reporter.chat import ChatMessage
+from models.reporter.crops import RoiCrop
+from models.reporter.schema import FindingInput, ReportRequest
+from models.reporter.template import describe_location, describe_size
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+PROMPT_VERSION = "v1"
+
+# The JSON the parser reads (models/reporter/output.py); shown to the model verbatim.
+OUTPUT_SCHEMA = (
+    '{"finding_count": <int>, "findings": [{"index": <int>, "label": "<label>", '
+    '"longest_mm": <number or null>, "description": "<one sentence>"}], "impression": "<text>"}'
+)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One prompt file: its version and a template per role."""
+
+    version: str  # e.g. "medical-v1"
+    parts: dict[str, Template]
+
+    def render(self, role: str, **values: object) -> str:
+        """The text of ``role``'s turn with ``values`` substituted (a missing value is an error)."""
+        return self.parts[role].substitute(**values).strip()
+
+
+@lru_cache(maxsize=8)
+def load_prompt(name: str, version: str = PROMPT_VERSION) -> PromptTemplate:
+    """The prompt ``prompts/<name>_<version>.txt``, split at its ``--- <role>`` lines."""
+    path = PROMPTS_DIR / f"{name}_{version}.txt"
+    if not path.is_file():
+        available = ", ".join(sorted(p.stem for p in PROMPTS_DIR.glob("*.txt")))
+        raise ValueError(f"no prompt {path.name} in {PROMPTS_DIR}; available: {available}")
+    parts: dict[str, list[str]] = {}
+    role = None
+    for line in path.read_text().splitlines():
+        if line.startswith("--- "):
+            role = line[4:].strip()
+            parts[role] = []
+        elif role is None:
+            raise ValueError(f"prompt {path} must start with a '--- <role>' line")
+        else:
+            parts[role].append(line)
+    return PromptTemplate(f"{name}-{version}", {r: Template("\n".join(lines)) for r, lines in parts.items()})
+
+
+def longest_mm(finding: FindingInput) -> float | None:
+    """The larger measured dimension in mm, or None when the image has no pixel spacing."""
+    if finding.width_mm is None or finding.height_mm is None:
+        return None
+    return round(max(finding.width_mm, finding.height_mm), 1)
+
+
+def _finding_line(finding: FindingInput, domain: str, crop_number: int | None) -> str:
+    return json.dumps(
+        {
+            "index": finding.index,
+            "label": finding.label,
+            "score": round(finding.score, 2),
+            "longest_mm": longest_mm(finding),
+            "size": describe_size(finding),
+            "location": describe_location(finding, domain),
+            "crop": crop_number,
+        }
+    )
+
+
+def build_messages(request: ReportRequest, crops: list[RoiCrop], prompt: PromptTemplate) -> list[ChatMessage]:
+    """System and user turns for a study: structured findings as JSON lines, ROI crops as images.
+
+    Only what the model needs is written: no study UID, description, notes or other header text,
+    so identifiers have few ways into a prompt in the first place (see ``deid.py`` for the rest).
+    """
+    numbers = {crop.finding_index: n for n, crop in enumerate(crops, start=1)}
+    lines = [_finding_line(f, request.domain, numbers.get(f.index)) for f in request.findings]
+    user = prompt.render(
+        "user",
+        modality=request.modality or "unknown",
+        images_examined=request.images_examined,
+        count=len(request.findings),
+        findings="\n".join(lines) or "(none)",
+        schema=OUTPUT_SCHEMA,
+    )
+    return [
+        ChatMessage("system", prompt.render("system")),
+        ChatMessage("user", user, tuple(crops)),
+    ]
+
+
+def repair_messages(messages: list[ChatMessage], answer: str, problems: list[str]) -> list[ChatMessage]:
+    """The conversation plus the rejected answer and a request to fix the listed problems."""
+    text = load_prompt("repair").render("user", problems="; ".join(problems))
+    return [*messages, ChatMessage("assistant", answer), ChatMessage("user", text)]

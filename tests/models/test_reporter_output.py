@@ -1,0 +1,109 @@
+"""The parser and validator of model answers: good, hallucinated, missing, contradicting, broken."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from models.reporter.output import OutputError, grounding_problems, parse_output
+
+
+def _problems(request: Any, text: str) -> list[str]:
+    return grounding_problems(parse_output(text), request)
+
+
+def test_good_answer_passes_even_inside_a_code_fence(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    text = f"Here is the report:\n```json\n{good_answer(medical_request)}\n```"
+    output = parse_output(text)
+    assert [f.index for f in output.findings] == [1, 2]
+    assert grounding_problems(output, medical_request) == []
+
+
+def test_hallucinated_finding_is_caught(medical_request: Any, good_answer: Callable[..., str]) -> None:
+    answer = json.loads(good_answer(medical_request))
+    answer["findings"].append({"index": 3, "label": "lesion", "longest_mm": 8.0, "description": "Small."})
+    answer["finding_count"] = 3
+    problems = _problems(medical_request, json.dumps(answer))
+    assert "finding #3 (lesion) was not detected: it is hallucinated" in problems
+    assert "finding_count 3 contradicts the 2 findings given" in problems
+
+
+def test_missing_finding_is_caught(medical_request: Any, good_answer: Callable[..., str]) -> None:
+    answer = json.loads(good_answer(medical_request))
+    del answer["findings"][1]
+    assert "finding #2 (lesion) is missing" in _problems(medical_request, json.dumps(answer))
+
+
+def test_contradicting_label_size_and_count_are_caught(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    answer = json.loads(good_answer(medical_request, impression="Three lesions detected."))
+    answer["findings"][0]["label"] = "cyst"
+    answer["findings"][1]["longest_mm"] = 25.0
+    problems = _problems(medical_request, json.dumps(answer))
+    assert "finding #1 is a lesion, not a cyst" in problems
+    assert "finding #2 measures 11.9 mm, not 25.0 mm" in problems
+    assert "the impression states 3 lesion(s), but 2 were detected" in problems
+    # Rounding is not a contradiction: 12.5 mm stated for 11.9 mm measured is within 1 mm.
+    answer = json.loads(good_answer(medical_request))
+    answer["findings"][1]["longest_mm"] = 12.5
+    assert _problems(medical_request, json.dumps(answer)) == []
+
+
+def test_impression_denying_detected_lesions_is_caught(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    text = good_answer(medical_request, impression="No focal lesion detected.")
+    assert "the impression states 0 lesion(s), but 2 were detected" in _problems(medical_request, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"finding_count": 2, "findings": [{"index": 1, "label": "les', "truncated"),
+        ("I cannot help with that.", "no JSON object"),
+        ('{"finding_count": 2,, "findings": []}', "not valid JSON"),
+        ('{"finding_count": "two", "findings": [], "impression": ""}', "does not match the schema"),
+        ("[1, 2]", "no JSON object"),
+    ],
+)
+def test_truncated_and_malformed_answers_raise_with_a_reason(text: str, expected: str) -> None:
+    with pytest.raises(OutputError, match=expected):
+        parse_output(text)
+
+
+def test_token_limit_marks_a_broken_answer_as_truncated() -> None:
+    with pytest.raises(OutputError, match="truncated"):
+        parse_output('{"finding_count": 1, "findings": [{"index": 1} "x"', truncated=True)
+
+
+def test_inspection_impression_may_count_per_part_but_never_more_than_found() -> None:
+    from models.reporter import FindingInput, ReportRequest
+
+    def crack(index: int, image: str) -> FindingInput:
+        return FindingInput(
+            index=index, label="crack", score=0.9, box=(1, 1, 9, 9), image_name=image,
+            image_width=64, image_height=64, area_px=30.0,
+        )  # fmt: skip
+
+    request = ReportRequest(
+        domain="industrial", study_uid="2.25.7", images_examined=2, image_names=["a.png", "b.png"],
+        findings=[crack(1, "a.png"), crack(2, "b.png")],
+    )  # fmt: skip
+    findings = [{"index": i, "label": "crack", "longest_mm": None, "description": "Thin."} for i in (1, 2)]
+    ok = {"finding_count": 2, "findings": findings, "impression": "a.png (1 crack), b.png (1 crack) flagged."}
+    assert _problems(request, json.dumps(ok)) == []
+    too_many = ok | {"impression": "a.png has 3 cracks."}
+    assert "the impression states 3 crack(s), but 2 were detected" in _problems(request, json.dumps(too_many))
+    all_pass = ok | {"impression": "All parts pass visual inspection."}
+    assert any("passes all parts" in p for p in _problems(request, json.dumps(all_pass)))
+    invented_mm = json.loads(json.dumps(ok))
+    invented_mm["findings"][0]["longest_mm"] = 4.0
+    assert "finding #1 has no size in mm, yet the answer states 4.0 mm" in _problems(
+        request, json.dumps(invented_mm)
+    )

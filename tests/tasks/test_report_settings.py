@@ -1,0 +1,67 @@
+"""Reporter settings: validated up front, keyed into runs, and a de-identification key per installation."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from argus.settings import Settings
+
+
+def test_language_model_backends_need_their_model_and_endpoint() -> None:
+    with pytest.raises(ValidationError, match="ARGUS_REPORTER=transformers needs ARGUS_REPORTER_MODEL"):
+        Settings(reporter="transformers")
+    with pytest.raises(ValidationError, match="ARGUS_REPORTER=openai needs ARGUS_REPORTER_URL"):
+        Settings(reporter="openai", reporter_model="m")
+    with pytest.raises(ValidationError, match="must be an http"):
+        Settings(reporter="openai", reporter_model="m", reporter_url="ftp://host/v1")
+    ok = Settings(
+        reporter="openai",
+        reporter_model="m",
+        reporter_url="http://127.0.0.1:8000/v1/",
+        reporter_api_key="sk-secret-123",
+    )
+    assert ok.reporter_url == "http://127.0.0.1:8000/v1" and "sk-secret-123" not in repr(ok)
+
+
+def test_a_different_reporter_gives_a_different_run(argus_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.study import run_parameters
+    from tasks.resources import clear_caches
+
+    template = run_parameters("medical")
+    assert template["reporter"] == "template" and "reporter_model" not in template
+    monkeypatch.setenv("ARGUS_REPORTER", "openai")
+    monkeypatch.setenv("ARGUS_REPORTER_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ARGUS_REPORTER_MODEL", "qwen2-vl")
+    clear_caches()
+    remote = run_parameters("medical")
+    assert remote["reporter"] == "openai" and remote["reporter_prompt"] == "medical-v1"
+    assert remote["reporter_generation"] == {
+        "max_new_tokens": 768,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "do_sample": False,
+    }
+    # A timeout changes no text; a temperature or a crop setting does.
+    monkeypatch.setenv("ARGUS_REPORTER_TIMEOUT", "5")
+    clear_caches()
+    assert run_parameters("medical") == remote
+    monkeypatch.setenv("ARGUS_REPORTER_TEMPERATURE", "0.7")
+    monkeypatch.setenv("ARGUS_REPORTER_MAX_CROPS", "2")
+    clear_caches()
+    changed = run_parameters("medical")
+    assert changed["reporter_generation"]["do_sample"] is True and changed["reporter_crops"]["max_crops"] == 2
+
+
+def test_deid_key_is_created_once_and_private(argus_env: Path) -> None:
+    from tasks.resources import clear_caches, deid_key
+
+    key = deid_key()
+    path = argus_env / "secrets" / "deid.key"
+    assert len(key) == 32 and path.read_bytes() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    clear_caches()
+    assert deid_key() == key
