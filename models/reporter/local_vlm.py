@@ -102,7 +102,8 @@ class TransformersBackend:
     def __init__(self, model_dir: Path, device: str, generation: GenerationSettings) -> None:
         self.model_dir = model_dir.resolve()
         self.model = str(self.model_dir)
-        self.weights_sha256: str | None = weights_sha256(self.model_dir)
+        self._sha256 = weights_sha256(self.model_dir)
+        self.weights_sha256: str | None = self._sha256
         self.device = device
         self.generation = generation
 
@@ -115,8 +116,7 @@ class TransformersBackend:
         import torch
         from PIL import Image
 
-        assert self.weights_sha256 is not None
-        vlm = load_vlm(self.model_dir, self.weights_sha256, self.device)
+        vlm = load_vlm(self.model_dir, self._sha256, self.device)
         chat = [{"role": m.role, "content": _content(m)} for m in messages]
         images = [Image.open(io.BytesIO(c.png)).convert("RGB") for m in messages for c in m.images]
         try:
