@@ -21,8 +21,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".argus"), description="Root for the database, objects and caches.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir.")
     object_store: str | None = Field(
-        default=None, description="Object store URL; default file://<data_dir>/objects."
+        default=None,
+        description="Object store URL (file:///dir or s3://bucket/prefix); default file://<data_dir>/objects.",
     )
+    s3_endpoint: str | None = Field(default=None, description="S3 server as host:port (for s3:// stores).")
+    s3_access_key: str | None = Field(default=None, description="S3 access key.")
+    s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    s3_secure: bool = Field(default=True, description="HTTPS to the S3 endpoint (false for plain HTTP).")
+    s3_region: str = Field(default="us-east-1", min_length=1, description="S3 region of the bucket.")
     device: Device = "auto"
     actor: str = Field(default="argus", description="Who is recorded in the audit trail for CLI actions.")
 
@@ -73,9 +79,21 @@ class Settings(BaseSettings):
     @field_validator("object_store")
     @classmethod
     def _check_object_store(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("file://"):
-            raise ValueError(f"ARGUS_OBJECT_STORE must be a file:// URL, got {value!r}")
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError(f"ARGUS_OBJECT_STORE must be a file:// or s3://bucket/prefix URL, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if self.object_store and self.object_store.startswith("s3://"):
+            required = {"ARGUS_S3_ENDPOINT": self.s3_endpoint, "ARGUS_S3_ACCESS_KEY": self.s3_access_key}
+            required["ARGUS_S3_SECRET_KEY"] = (
+                self.s3_secret_key.get_secret_value() if self.s3_secret_key else ""
+            )
+            missing = [name for name, value in required.items() if not value]
+            if missing:
+                raise ValueError(f"ARGUS_OBJECT_STORE={self.object_store} needs {', '.join(missing)}")
+        return self
 
     @field_validator("reporter_url")
     @classmethod

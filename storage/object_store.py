@@ -1,6 +1,7 @@
 """Object storage for run inputs and artifacts (images, masks, overlays, reports).
 
-Only a filesystem store exists for now; other backends (S3) implement the same ``ObjectStore`` protocol.
+The ``ObjectStore`` protocol, its filesystem implementation (the embedded default) and the factory
+that opens a store from a URL; the S3 implementation lives in ``storage/s3_store.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from storage.s3_store import S3Config
 
 __all__ = [
     "FilesystemObjectStore",
@@ -24,7 +28,9 @@ __all__ = [
     "ObjectStore",
     "ObjectStoreError",
     "StoredObject",
+    "content_key",
     "open_object_store",
+    "put_content",
 ]
 
 _CHUNK = 1024 * 1024
@@ -33,7 +39,7 @@ _CHUNK = 1024 * 1024
 _TMP_PREFIX = ".argus-tmp-"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_SUPPORTED_SCHEMES = ("file",)
+_SUPPORTED_SCHEMES = ("file", "s3")
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,29 @@ def validate_key(key: str) -> str:
         if part.startswith(_TMP_PREFIX):
             raise ValueError(f"object key {key!r} uses the reserved prefix {_TMP_PREFIX!r}")
     return key
+
+
+def content_key(prefix: str, sha256: str, name: str) -> str:
+    """``<prefix>/<sha256>/<name>``: addressed by content, yet readable where a person looks.
+
+    The same bytes always land on the same key, so a repeated write is a no-op (never a second copy)
+    and a key that was recorded can be checked against its content.
+    """
+    return validate_key(f"{prefix}/{sha256}/{PurePosixPath(name).name}")
+
+
+def put_content(store: ObjectStore, prefix: str, name: str, data: bytes, content_type: str) -> StoredObject:
+    """Store ``data`` under its :func:`content_key` below ``prefix``."""
+    return store.put_bytes(content_key(prefix, hashlib.sha256(data).hexdigest(), name), data, content_type)
+
+
+def check_sha256(data: bytes, expected_sha256: str | None, what: str) -> bytes:
+    """``data`` itself when it matches ``expected_sha256`` (or none is given), else ObjectStoreError."""
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256.lower():
+            raise ObjectStoreError(f"sha256 mismatch for {what}: expected {expected_sha256}, got {actual}")
+    return data
 
 
 def _guess_content_type(key: str) -> str:
@@ -238,13 +267,7 @@ class FilesystemObjectStore:
             raise ObjectNotFoundError(f"no object {key} in {self.root}") from exc
         except OSError as exc:
             raise ObjectStoreError(f"cannot read {key} from {self.root}: {exc}") from exc
-        if expected_sha256 is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected_sha256.lower():
-                raise ObjectStoreError(
-                    f"sha256 mismatch for {key} in {self.root}: expected {expected_sha256}, got {actual}"
-                )
-        return data
+        return check_sha256(data, expected_sha256, f"{key} in {self.root}")
 
     def exists(self, key: str) -> bool:
         """Whether a file is stored under ``key``."""
@@ -292,9 +315,21 @@ class FilesystemObjectStore:
         return sorted(keys)
 
 
-def open_object_store(url: str) -> ObjectStore:
-    """Open the store named by ``url``; ``file:///abs/path`` creates the root directory if needed."""
+def open_object_store(url: str, s3: S3Config | None = None) -> ObjectStore:
+    """Open the store named by ``url``; the root directory or bucket is created if needed.
+
+    ``file:///abs/path`` is a directory tree; ``s3://bucket/prefix`` needs ``s3`` (endpoint and keys).
+    """
     parts = urlsplit(url)
+    if parts.scheme == "s3":
+        if s3 is None:
+            raise ValueError(
+                f"{url} needs an S3 endpoint and keys (ARGUS_S3_ENDPOINT, ARGUS_S3_ACCESS_KEY, ...)"
+            )
+        # Imported here: s3_store builds on this module's protocol and errors.
+        from storage.s3_store import open_s3_store
+
+        return open_s3_store(url, s3)
     if parts.scheme != "file":
         scheme = parts.scheme or "(none)"
         supported = ", ".join(f"{s}://" for s in _SUPPORTED_SCHEMES)

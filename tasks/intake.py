@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from argus.db import db_session
 from argus.loading import scan_inputs
 from storage.audit import record_event
+from storage.object_store import put_content
 from tasks.load import limits, resolve_domain, unsupported_reason
 from tasks.resources import actor, object_store
 
@@ -94,12 +95,10 @@ def _quarantine_copy(path: Path) -> dict[str, Any]:
             return {}
         if path.stat().st_size > QUARANTINE_MAX_BYTES:
             return {"quarantine": f"not copied: larger than {QUARANTINE_MAX_BYTES} bytes, kept in place"}
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        stored = object_store().put_bytes(
-            f"quarantine/{digest}/{path.name}", data, "application/octet-stream"
+        stored = put_content(
+            object_store(), "quarantine", path.name, path.read_bytes(), "application/octet-stream"
         )
-        return {"quarantine_key": stored.key, "sha256": digest}
+        return {"quarantine_key": stored.key, "sha256": stored.sha256}
     except (OSError, ValueError, RuntimeError) as exc:
         return {"quarantine": f"not copied: {exc}"}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from argus.loading import ImageSeries, LoadLimits, patient_directions, scan_inputs
 from argus.settings import get_settings
+from storage.object_store import put_content
 from tasks.arrays import encode_frames
 from tasks.resources import object_store
 from tasks.types import FrameRef, LoadedStudy, ObjectRef
@@ -80,11 +80,6 @@ def slice_numbers(series: ImageSeries) -> list[int]:
     return list(range(1, len(series.frames) + 1))
 
 
-def input_key(study_uid: str, sha256: str, name: str) -> str:
-    """Content-addressed key of an original input under its study's prefix."""
-    return f"studies/{study_uid}/inputs/{sha256}/{Path(name).name}"
-
-
 def limits() -> LoadLimits:
     """Input size limits from settings."""
     settings = get_settings()
@@ -106,11 +101,10 @@ def load_study(paths: Sequence[str], domain: str | None = None, notes: Sequence[
         raise StudyLoadError("; ".join(problems))
     store = object_store()
     inputs = []
+    prefix = f"studies/{study.study_uid}"
     for path in study.source_paths:
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
         content_type = "application/dicom" if study.kind == "dicom" else _image_content_type(path)
-        stored = store.put_bytes(input_key(study.study_uid, digest, path.name), data, content_type)
+        stored = put_content(store, f"{prefix}/inputs", path.name, path.read_bytes(), content_type)
         inputs.append(ObjectRef(stored.key, stored.sha256, stored.size, stored.content_type))
     frames: list[np.ndarray] = []
     refs: list[FrameRef] = []
@@ -130,10 +124,7 @@ def load_study(paths: Sequence[str], domain: str | None = None, notes: Sequence[
                 )
             )
             frames.append(frame.pixels)
-    inputs_digest = hashlib.sha256("".join(sorted(i.sha256 for i in inputs)).encode()).hexdigest()
-    archive = store.put_bytes(
-        f"studies/{study.study_uid}/frames/{inputs_digest}.npz", encode_frames(frames), "application/x-npz"
-    )
+    archive = put_content(store, f"{prefix}/frames", "frames.npz", encode_frames(frames), "application/x-npz")
     return LoadedStudy(
         study_uid=study.study_uid,
         kind=study.kind,

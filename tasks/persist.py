@@ -16,6 +16,7 @@ from argus.overlay import render_overlay
 from models.domains import domain_spec
 from models.reporter import Report
 from storage.audit import record_event
+from storage.object_store import put_content
 from storage.repository import finish_run, record_stage, save_results
 from storage.schema import utcnow
 from tasks.arrays import decode_png, encode_png, fetch_frames
@@ -24,8 +25,8 @@ from tasks.resources import actor, object_store
 from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
 
 
-def _put(key: str, data: bytes, content_type: str, kind: str) -> tuple[str, ObjectRef]:
-    stored = object_store().put_bytes(key, data, content_type)
+def _put(prefix: str, name: str, data: bytes, content_type: str, kind: str) -> tuple[str, ObjectRef]:
+    stored = put_content(object_store(), prefix, name, data, content_type)
     return kind, ObjectRef(stored.key, stored.sha256, stored.size, stored.content_type)
 
 
@@ -52,22 +53,23 @@ def render_artifacts(
                 [_class_index(study, f.label) for f in items],
             )
             name = f"overlay-frame-{frame_index + 1:03d}.png"
-            written.append(_put(f"{run.prefix}/overlays/{name}", encode_png(overlay), "image/png", "overlay"))
+            written.append(_put(f"{run.prefix}/overlays", name, encode_png(overlay), "image/png", "overlay"))
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **{f"finding_{i:03d}": m for i, m in masks.items()})  # type: ignore[arg-type]
         written.append(
-            _put(f"{run.prefix}/masks/masks.npz", buffer.getvalue(), "application/x-npz", "masks_npz")
+            _put(f"{run.prefix}/masks", "masks.npz", buffer.getvalue(), "application/x-npz", "masks_npz")
         )
     written.append(
         _put(
-            f"{run.prefix}/report/report.json",
+            f"{run.prefix}/report",
+            "report.json",
             report.model_dump_json(indent=2).encode(),
             "application/json",
             "report_json",
         )
     )
     markdown = f"# {report.title}\n\n```\n{report.text}\n```\n\n_{report.disclaimer}_\n"
-    written.append(_put(f"{run.prefix}/report/report.md", markdown.encode(), "text/markdown", "report_md"))
+    written.append(_put(f"{run.prefix}/report", "report.md", markdown.encode(), "text/markdown", "report_md"))
     return written
 
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 import numpy as np
 from prefect import task
 
+from storage.object_store import put_content
 from storage.schema import utcnow
 from tasks import resources
 from tasks.arrays import encode_png, fetch_frames
@@ -49,8 +50,8 @@ def segment(study: LoadedStudy, run: RunHandle, found: list[Localization]) -> li
     for frame_index in order:
         for loc, mask in zip(by_frame[frame_index], masks_by_frame[frame_index], strict=True):
             index = len(results) + 1
-            stored = store.put_bytes(
-                f"{run.prefix}/masks/finding-{index:03d}.png", encode_png(mask), "image/png"
+            stored = put_content(
+                store, f"{run.prefix}/masks", f"finding-{index:03d}.png", encode_png(mask), "image/png"
             )
             area_px, area_mm2, width_mm, height_mm = measure(mask, study.frames[frame_index])
             results.append(

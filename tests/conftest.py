@@ -14,11 +14,15 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from s3_server import SeaweedFS
 
 # Before prefect or ultralytics is imported anywhere: private homes, offline, no telemetry.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="argus-tests-"))
@@ -155,3 +159,17 @@ def prefect_server() -> Iterator[None]:
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 server on free loopback ports for the session (~2 s to start), with its own
+    access key; stopped at the end. Tests take a fresh bucket or prefix each."""
+    from s3_server import SeaweedFS
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -64,11 +64,10 @@ def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
         mask_key = medical["findings"][0]["mask_key"]
         mask = cv2.imdecode(np.frombuffer(store.get_bytes(mask_key), np.uint8), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (256, 256) and mask.max() == 255
-        report = json.loads(
-            store.get_bytes(
-                f"studies/{medical['study_uid']}/runs/{medical['run_id']}/attempt-1/report/report.json"
-            )
-        )
+        report_key = next(a["key"] for a in medical["artifacts"] if a["kind"] == "report_json")
+        prefix = f"studies/{medical['study_uid']}/runs/{medical['run_id']}/attempt-1/report/"
+        assert report_key.startswith(prefix) and report_key.endswith("/report.json")
+        report = json.loads(store.get_bytes(report_key))
         assert len(report["findings"]) == len(medical["findings"])
         # Stages and audit trail.
         stages = session.scalars(
