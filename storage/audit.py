@@ -14,12 +14,12 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from storage.schema import MAX_KEY_LENGTH, OUTCOMES, AuditEvent, utcnow
 
-__all__ = ["GENESIS_HASH", "compute_hash", "count_events", "list_events", "record_event", "verify_chain"]
+__all__ = ["GENESIS_HASH", "compute_hash", "record_event", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant ("ArgusAud") naming the PostgreSQL advisory lock that serializes appends.
@@ -45,6 +45,7 @@ def compute_hash(
     study_uid: str | None,
     outcome: str,
     details: dict[str, Any],
+    run_id: str | None = None,
 ) -> str:
     """sha256 (hex) over a canonical JSON encoding of an event's content and the previous hash."""
     content = {
@@ -59,6 +60,9 @@ def compute_hash(
         "outcome": outcome,
         "details": details,
     }
+    if run_id is not None:
+        # Only when set: events written before run_id existed (migration 0002) keep their original hashes.
+        content["run_id"] = run_id
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -87,12 +91,14 @@ def record_event(
     object_id: str,
     outcome: str = "success",
     study_uid: str | None = None,
+    run_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event to the chain in the caller's transaction and return it (flushed, with its id).
 
     ``details`` must be JSON-serializable and ``object_id`` (a key, path or id) at most
-    ``storage.schema.MAX_KEY_LENGTH`` characters. The event is only durable once the caller commits; rolling
+    ``storage.schema.MAX_KEY_LENGTH`` characters. ``run_id`` names the run the event is about, so queries by
+    model version or finding label find it. The event is only durable once the caller commits; rolling
     back removes it without damaging the chain.
     """
     if outcome not in OUTCOMES:
@@ -117,6 +123,7 @@ def record_event(
         "object_type": object_type,
         "object_id": object_id,
         "study_uid": study_uid,
+        "run_id": run_id,
         "outcome": outcome,
         "details": clean_details,
         "prev_hash": prev_hash,
@@ -141,6 +148,7 @@ def verify_chain(session: Session) -> list[str]:
             AuditEvent.object_type,
             AuditEvent.object_id,
             AuditEvent.study_uid,
+            AuditEvent.run_id,
             AuditEvent.outcome,
             AuditEvent.details,
             AuditEvent.prev_hash,
@@ -162,6 +170,7 @@ def verify_chain(session: Session) -> list[str]:
             object_type=row.object_type,
             object_id=row.object_id,
             study_uid=row.study_uid,
+            run_id=row.run_id,
             outcome=row.outcome,
             details=row.details,
         )
@@ -181,48 +190,3 @@ def verify_chain(session: Session) -> list[str]:
         expected_prev = row.hash
         previous_id = row.id
     return problems
-
-
-def _event_filters(study_uid: str | None, action: str | None, actor: str | None) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    if study_uid is not None:
-        filters.append(AuditEvent.study_uid == study_uid)
-    if action is not None:
-        filters.append(AuditEvent.action == action)
-    if actor is not None:
-        filters.append(AuditEvent.actor == actor)
-    return filters
-
-
-def list_events(
-    session: Session,
-    *,
-    study_uid: str | None = None,
-    action: str | None = None,
-    actor: str | None = None,
-    limit: int = 1000,
-    offset: int = 0,
-    newest_first: bool = False,
-) -> list[AuditEvent]:
-    """Events matching all given filters, oldest first (by id, i.e. chain order) or newest first."""
-    order = AuditEvent.id.desc() if newest_first else AuditEvent.id.asc()
-    query = (
-        select(AuditEvent)
-        .where(*_event_filters(study_uid, action, actor))
-        .order_by(order)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(session.scalars(query))
-
-
-def count_events(
-    session: Session,
-    *,
-    study_uid: str | None = None,
-    action: str | None = None,
-    actor: str | None = None,
-) -> int:
-    """How many events match all given filters (the total behind ``list_events``' pages)."""
-    query = select(func.count()).select_from(AuditEvent).where(*_event_filters(study_uid, action, actor))
-    return session.scalar(query) or 0

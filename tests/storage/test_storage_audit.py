@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from storage.audit import GENESIS_HASH, compute_hash, count_events, list_events, record_event, verify_chain
+from storage.audit import GENESIS_HASH, compute_hash, record_event, verify_chain
+from storage.audit_query import AuditFilter, count_events, list_events
 from storage.database import get_engine, migrate, session_scope
 from storage.schema import AuditEvent
 
@@ -190,17 +191,21 @@ def test_list_events_filters_and_pages(engine: Engine) -> None:
         )
 
     with session_scope(engine) as session:
-        assert [e.object_id for e in list_events(session, study_uid="9.9.9")] == ["upload-9"]
-        assert [e.object_id for e in list_events(session, action="viewed", study_uid="1.2.3")] == [
+        assert [e.object_id for e in list_events(session, AuditFilter(study_uid="9.9.9"))] == ["upload-9"]
+        assert [
+            e.object_id for e in list_events(session, AuditFilter(action="viewed", study_uid="1.2.3"))
+        ] == [
             "obj-0",
             "obj-2",
             "obj-4",
         ]
-        assert [e.object_id for e in list_events(session, actor="pipeline", limit=2, offset=1)] == [
+        assert [
+            e.object_id for e in list_events(session, AuditFilter(actor="pipeline"), limit=2, offset=1)
+        ] == [
             "obj-3",
             "obj-5",
         ]
-        [rejected] = list_events(session, actor="bob")
+        [rejected] = list_events(session, AuditFilter(actor="bob"))
         assert (rejected.outcome, rejected.details) == ("failure", {"reason": "not DICOM"})
         assert verify_chain(session) == []
 
@@ -210,11 +215,14 @@ def test_list_events_filters_and_pages(engine: Engine) -> None:
             "obj-5",
             "obj-4",
         ]
-        assert [e.object_id for e in list_events(session, actor="pipeline", newest_first=True, offset=1)] == [
+        assert [
+            e.object_id
+            for e in list_events(session, AuditFilter(actor="pipeline"), newest_first=True, offset=1)
+        ] == [
             "obj-3",
             "obj-1",
         ]
         assert count_events(session) == 7
-        assert count_events(session, study_uid="1.2.3") == 6
-        assert count_events(session, study_uid="1.2.3", action="viewed", actor="alice") == 3
-        assert count_events(session, action="viewed", actor="bob") == 0
+        assert count_events(session, AuditFilter(study_uid="1.2.3")) == 6
+        assert count_events(session, AuditFilter(study_uid="1.2.3", action="viewed", actor="alice")) == 3
+        assert count_events(session, AuditFilter(action="viewed", actor="bob")) == 0
