@@ -24,6 +24,8 @@ __all__ = ["GENESIS_HASH", "compute_hash", "record_event", "verify_chain"]
 GENESIS_HASH = "0" * 64
 # Arbitrary constant ("ArgusAud") naming the PostgreSQL advisory lock that serializes appends.
 _PG_AUDIT_LOCK = 0x4172677573417564
+# session.info entry: (transaction scope, hash of the event this session appended last in it).
+_HEAD_KEY = "argus.audit.head"
 
 
 def _canonical_details(details: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,6 +84,26 @@ def _lock_chain(session: Session) -> None:
         raise NotImplementedError(f"audit chain locking is not implemented for {dialect}")
 
 
+def _transaction_scope(session: Session) -> tuple[object, object]:
+    return session.get_transaction(), session.get_nested_transaction()
+
+
+def _chain_head(session: Session) -> str:
+    """Hash of the newest event, read under the chain lock once per transaction.
+
+    Later appends in the same (sub)transaction already hold the lock, so the head is the event this
+    session appended last: reusing it saves two round trips per event. Any other scope (a new
+    transaction, a savepoint begun, released or rolled back since) reads the head again.
+    """
+    cached = session.info.get(_HEAD_KEY)
+    scope = _transaction_scope(session)
+    if cached is not None and cached[0] == scope:
+        return str(cached[1])
+    _lock_chain(session)
+    head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    return head or GENESIS_HASH
+
+
 def record_event(
     session: Session,
     *,
@@ -112,9 +134,7 @@ def record_event(
         )
     clean_details = _canonical_details(details)
     host = socket.gethostname()
-    _lock_chain(session)
-    prev_hash = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev_hash = prev_hash or GENESIS_HASH
+    prev_hash = _chain_head(session)
     fields: dict[str, Any] = {
         "time": utcnow(),
         "actor": actor,
@@ -131,6 +151,7 @@ def record_event(
     event = AuditEvent(**fields, hash=compute_hash(**fields))
     session.add(event)
     session.flush()
+    session.info[_HEAD_KEY] = (_transaction_scope(session), event.hash)
     return event
 
 

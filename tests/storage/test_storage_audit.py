@@ -176,6 +176,37 @@ def test_concurrent_appends_on_a_plain_sqlite_engine(tmp_path: Path) -> None:
         plain.dispose()
 
 
+def _append(session: Session, object_id: str) -> AuditEvent:
+    return record_event(
+        session, actor="pipeline", action="stored", object_type="artifact", object_id=object_id
+    )
+
+
+def test_appends_in_one_transaction_and_savepoints_stay_linear(engine: Engine) -> None:
+    # Within a transaction the head is taken from the session's last append, not re-read: savepoints that
+    # are released or rolled back, and a rolled-back transaction, must not make it point at a lost event.
+    with session_scope(engine) as session:
+        first = _append(session, "a")
+        with session.begin_nested():
+            inner = _append(session, "b")
+        nested = session.begin_nested()
+        _append(session, "lost-1")
+        nested.rollback()
+        after = _append(session, "c")
+        assert inner.prev_hash == first.hash
+        assert after.prev_hash == inner.hash
+    session = Session(engine)
+    try:
+        _append(session, "lost-2")
+        session.rollback()
+        again = _append(session, "d")
+        session.commit()
+        assert again.prev_hash == after.hash
+    finally:
+        session.close()
+    _assert_linear_chain(engine, total=4)
+
+
 def test_list_events_filters_and_pages(engine: Engine) -> None:
     _record(engine, 6, study_uid="1.2.3")
     with session_scope(engine) as session:
