@@ -1,4 +1,4 @@
-"""The ``argus`` command line: demo, analyze, runs, train; audit, token, purge, api (argus/cli_audit.py)."""
+"""The ``argus`` command line: demo, analyze, runs, audit, train."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from argus.cli_audit import register
 from argus.runtime import configure_environment
 from argus.settings import get_settings
 
@@ -70,32 +69,34 @@ def _start_quietly(server: Any) -> None:
         server.start()
 
 
-def _analyze(
-    paths: list[Path], domain: str | None, exported: bool = False
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def _analyze(paths: list[Path], domain: str | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     with _prefect_run_context():
         from argus.db import db_session
         from flows.batch import analyze_paths
 
         outcome = analyze_paths([str(p) for p in paths], domain)
-        from argus.identity import actor
-        from argus.results import record_read, study_result
+        from argus.results import study_result
 
         with db_session() as session:
             results = [study_result(session, run_id) for run_id in outcome.run_ids]
-            for result in results:  # results shown to the user are reads of patient data: audit each
-                record_read(
-                    session,
-                    actor=actor(),
-                    exported=exported,
-                    object_type="run",
-                    object_id=result["run_id"],
-                    study_uid=result["study_uid"],
-                    run_id=result["run_id"],
-                    details={"findings": len(result["findings"]), "artifacts": len(result["artifacts"])},
-                )
     errors = [{"path": e.path, "reason": e.reason} for e in outcome.errors]
     return results, errors
+
+
+def _slice_cell(finding: dict[str, Any]) -> str:
+    """The slice of a 2-D finding; a lesion's slice range with its largest section: ``5-7 (6)``."""
+    first, last = finding.get("slices") or (None, None)
+    if first is not None and first != last:
+        return f"{first}-{last} ({finding['slice']})"
+    return str(finding.get("slice", ""))
+
+
+def _size_cell(finding: dict[str, Any]) -> str:
+    """Volume and 3-D extent of a lesion where known, else the area (mm² with a pixel spacing, else px)."""
+    if finding.get("volume_mm3") is not None:
+        extent = f"{finding['width_mm']:.1f} x {finding['height_mm']:.1f} x {finding['depth_mm']:.1f} mm"
+        return f"{extent}, {finding['volume_mm3']:.0f} mm³"
+    return f"{finding['area_mm2']:.1f} mm²" if "area_mm2" in finding else f"{finding['area_px']:.0f} px"
 
 
 def _print_results(results: list[dict[str, Any]], errors: list[dict[str, str]]) -> None:
@@ -105,16 +106,15 @@ def _print_results(results: list[dict[str, Any]], errors: list[dict[str, str]]) 
         for column in ("#", "label", "score", "image", "slice", "box (px)", "size"):
             table.add_column(column)
         for f in result["findings"]:
-            size = f"{f['area_mm2']:.1f} mm²" if "area_mm2" in f else f"{f['area_px']:.0f} px"
             box = ", ".join(f"{v:.0f}" for v in f["box"])
             cells = [
                 str(f["index"]),
                 f["label"],
                 f"{f['score']:.2f}",
                 f["image"] or "",
-                str(f.get("slice", "")),
+                _slice_cell(f),
             ]
-            table.add_row(*cells, box, size)
+            table.add_row(*cells, box, _size_cell(f))
         console.print(table)
         if result["report"]:
             console.print(result["report"]["text"], highlight=False)
@@ -134,7 +134,7 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Analyze files or folders; exit code 0 only when no input was rejected."""
-    results, errors = _analyze(paths, domain.value if domain else None, exported=as_json)
+    results, errors = _analyze(paths, domain.value if domain else None)
     if as_json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
@@ -171,21 +171,10 @@ def runs(
     """List analysis runs, newest first."""
     configure_environment(get_settings())
     from argus.db import db_session
-    from argus.identity import actor
-    from argus.results import record_read, runs_listing
+    from argus.results import runs_listing
 
     with db_session() as session:
         rows = runs_listing(session, study_uid=study, limit=limit)
-        details = {"study_uid": study, "count": len(rows), "format": "json" if as_json else "table"}
-        record_read(
-            session,
-            actor=actor(),
-            exported=as_json,
-            object_type="run",
-            object_id="runs",
-            study_uid=study,
-            details=details,
-        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -201,6 +190,43 @@ def runs(
             "" if r["findings"] is None else str(r["findings"]),
             r["started_at"] or "",
             r["finished_at"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def audit(
+    study: Annotated[str | None, typer.Option(help="Only events of this Study Instance UID.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action (ingested, analyzed, stored, ...).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many events (paging).")] = 0,
+    newest: Annotated[bool, typer.Option("--newest", help="Newest first.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List audit events, oldest first (``--newest`` for the latest)."""
+    configure_environment(get_settings())
+    from argus.db import db_session
+    from argus.results import audit_listing
+    from storage.audit import count_events, list_events
+
+    with db_session() as session:
+        events = list_events(
+            session, study_uid=study, action=action, limit=limit, offset=offset, newest_first=newest
+        )
+        rows = audit_listing(events)
+        total = count_events(session, study_uid=study, action=action)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
+    table = Table(title=f"Audit trail: events {shown} of {total}")
+    for column in ("time", "actor", "action", "object", "outcome"):
+        table.add_column(column)
+    for e in rows:
+        table.add_row(
+            e["time"], e["actor"], e["action"], f"{e['object_type']}:{e['object_id']}", e["outcome"]
         )
     console.print(table)
 
@@ -226,9 +252,6 @@ def train(
     else:
         card = train_segmenter(domain.value, steps=steps, seed=seed, output=output)
     print(card.model_dump_json(indent=2))
-
-
-register(app)  # audit, token, purge, api
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""analyze_study: load → detect → segment → report → persist, for one study."""
+"""analyze_study: load → detect → link → segment → report → persist, for one study."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from prefect import flow
 
 from argus.settings import get_settings
 from tasks.detect import detect
+from tasks.link import link
 from tasks.load import load_study
 from tasks.persist import persist
 from tasks.report import report
@@ -40,7 +41,7 @@ def analyze_study(paths: Sequence[str], domain: str | None = None, notes: Sequen
         return run.run_id
     try:
         found = detect(study, run)
-        findings = segment(study, run, found)
+        findings = segment(study, run, link(study, found))
         written = report(study, run, findings)
         return persist(study, run, findings, written)
     except BaseException as exc:

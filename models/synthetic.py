@@ -15,6 +15,8 @@ import numpy as np
 from models.preprocess import ct_to_uint8
 
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 (exclusive), pixels
+# A lesion section smaller than this is not labelled as an instance (too small to see or to train on).
+MIN_SECTION_PX = 6
 
 
 @dataclass
@@ -43,8 +45,17 @@ class CTVolume:
     def slice_sample(self, z: int) -> Sample:
         """Slice ``z`` as a model-ready sample, one instance per lesion visible in it."""
         labels = self.lesion_labels[z]
-        masks = [labels == k for k in np.unique(labels) if k != 0 and (labels == k).sum() >= 6]
+        masks = [labels == k for k in np.unique(labels) if k != 0 and (labels == k).sum() >= MIN_SECTION_PX]
         return Sample(image=ct_to_uint8(self.hounsfield[z]), masks=masks, class_ids=[0] * len(masks))
+
+    def lesion_sections(self) -> dict[int, dict[int, Box]]:
+        """Ground truth in 3-D: for each lesion label, the box of its section on each slice showing it."""
+        sections: dict[int, dict[int, Box]] = {}
+        for z, labels in enumerate(self.lesion_labels):
+            for k in np.unique(labels):
+                if k != 0 and (labels == k).sum() >= MIN_SECTION_PX:
+                    sections.setdefault(int(k), {})[z] = mask_box(labels == k)
+        return sections
 
 
 def mask_box(mask: np.ndarray) -> Box:

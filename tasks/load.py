@@ -121,6 +121,7 @@ def load_study(paths: Sequence[str], domain: str | None = None, notes: Sequence[
                     height=int(frame.pixels.shape[0]),
                     pixel_spacing_mm=frame.pixel_spacing_mm,
                     patient_directions=patient_directions(frame.orientation),
+                    slice_position_mm=frame.slice_location_mm,
                 )
             )
             frames.append(frame.pixels)

@@ -22,7 +22,7 @@ from storage.schema import utcnow
 from tasks.arrays import decode_png, encode_png, fetch_frames
 from tasks.records import audit_run, renew_lease, retryable
 from tasks.resources import actor, object_store
-from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding
+from tasks.types import LoadedStudy, ObjectRef, RunHandle, SegmentedFinding, SliceMask
 
 
 def _put(prefix: str, name: str, data: bytes, content_type: str, kind: str) -> tuple[str, ObjectRef]:
@@ -35,27 +35,31 @@ def render_artifacts(
 ) -> list[tuple[str, ObjectRef]]:
     """Write overlays, the mask archive and the report files; return (kind, ref) for each."""
     written: list[tuple[str, ObjectRef]] = []
-    by_frame: dict[int, list[SegmentedFinding]] = defaultdict(list)
+    # Overlays per frame: a lesion draws its box and mask on every slice it spans.
+    by_frame: dict[int, list[tuple[SegmentedFinding, SliceMask]]] = defaultdict(list)
     for f in findings:
-        by_frame[f.frame].append(f)
+        for piece in f.slices:
+            by_frame[piece.frame].append((f, piece))
     store = object_store()
     masks = {
-        f.index: decode_png(store.get_bytes(f.mask.key, expected_sha256=f.mask.sha256)) > 0 for f in findings
+        piece.mask.key: decode_png(store.get_bytes(piece.mask.key, expected_sha256=piece.mask.sha256)) > 0
+        for f in findings
+        for piece in f.slices
     }
     if findings:
         frames = fetch_frames(study.frames_archive)
         for frame_index, items in sorted(by_frame.items()):
             overlay = render_overlay(
                 frames[frame_index],
-                [f.box for f in items],
-                [masks[f.index] for f in items],
-                [f"#{f.index} {f.label} {f.score:.2f}" for f in items],
-                [_class_index(study, f.label) for f in items],
+                [piece.box for _, piece in items],
+                [masks[piece.mask.key] for _, piece in items],
+                [f"#{f.index} {f.label} {f.score:.2f}" for f, _ in items],
+                [_class_index(study, f.label) for f, _ in items],
             )
             name = f"overlay-frame-{frame_index + 1:03d}.png"
             written.append(_put(f"{run.prefix}/overlays", name, encode_png(overlay), "image/png", "overlay"))
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **{f"finding_{i:03d}": m for i, m in masks.items()})  # type: ignore[arg-type]
+        np.savez_compressed(buffer, **mask_archive(study, findings, masks))  # type: ignore[arg-type]
         written.append(
             _put(f"{run.prefix}/masks", "masks.npz", buffer.getvalue(), "application/x-npz", "masks_npz")
         )
@@ -73,6 +77,22 @@ def render_artifacts(
     return written
 
 
+def mask_archive(
+    study: LoadedStudy, findings: list[SegmentedFinding], masks: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Arrays of masks.npz by finding: ``finding_NNN`` is a 2-D mask, or for a lesion in a volume a
+    (slices, H, W) stack in position order with its slice numbers in ``finding_NNN_slices``."""
+    arrays: dict[str, np.ndarray] = {}
+    for f in findings:
+        name = f"finding_{f.index:03d}"
+        if not f.volume:
+            arrays[name] = masks[f.mask.key]
+            continue
+        arrays[name] = np.stack([masks[piece.mask.key] for piece in f.slices])
+        arrays[f"{name}_slices"] = np.array([study.frames[piece.frame].slice_number for piece in f.slices])
+    return arrays
+
+
 def _class_index(study: LoadedStudy, label: str) -> int:
     names = domain_spec(study.domain).class_names
     return names.index(label) if label in names else len(names)
@@ -86,7 +106,7 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
     written = render_artifacts(study, run, findings, report)
     artifacts = [("input", ref) for ref in study.inputs]
     artifacts.append(("frames", study.frames_archive))
-    artifacts += [("mask", f.mask) for f in findings]
+    artifacts += [("mask", piece.mask) for f in findings for piece in f.slices]
     artifacts += written
     me = actor()
     with db_session() as session:
@@ -132,7 +152,6 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
                 object_type="artifact",
                 object_id=ref.key,
                 study_uid=run.study_uid,
-                run_id=run.run_id,
                 details={"kind": kind, "sha256": ref.sha256, "size": ref.size, "run_id": run.run_id},
             )
         summary = {"findings": len(findings), "impression": report.impression}

@@ -27,7 +27,6 @@ def audit_run(
         object_type="run",
         object_id=run.run_id,
         study_uid=run.study_uid,
-        run_id=run.run_id,
         outcome=outcome,
         details=details,
     )

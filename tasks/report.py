@@ -37,6 +37,7 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
                 area_mm2=f.area_mm2,
                 width_mm=f.width_mm,
                 height_mm=f.height_mm,
+                **_volume_fields(f),
             )
         )
     return ReportRequest(
@@ -50,6 +51,19 @@ def report_request(study: LoadedStudy, findings: list[SegmentedFinding]) -> Repo
         roi_keys=[f.mask.key for f in findings],
         notes=list(study.notes),
     )
+
+
+def _volume_fields(finding: SegmentedFinding) -> dict[str, Any]:
+    """Slice range, depth and volume of a lesion in a volume; nothing for a 2-D finding."""
+    if not finding.volume:
+        return {}
+    return {
+        "slice_range": finding.slice_range,
+        "slice_count": len(finding.slices),
+        "depth_mm": finding.depth_mm,
+        "volume_mm3": finding.volume_mm3,
+        "geometry_note": finding.geometry_note,
+    }
 
 
 def report_context(study: LoadedStudy, findings: list[SegmentedFinding]) -> ReportContext:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from argus.db import engine
-from argus.identity import actor as actor  # re-exported: the tasks import it from here
 from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
@@ -45,6 +45,17 @@ def object_store() -> ObjectStore:
             region=settings.s3_region,
         )
     return open_object_store(settings.resolved_object_store, s3)
+
+
+def actor() -> str:
+    """Who the audit trail records for actions of this process."""
+    configured = get_settings().actor
+    if configured != "argus":
+        return configured
+    try:
+        return f"argus:{getpass.getuser()}"
+    except (KeyError, OSError):  # containers running under an arbitrary uid have no user name
+        return f"argus:uid{os.getuid()}"
 
 
 @lru_cache(maxsize=16)

@@ -29,6 +29,8 @@ class FrameRef:
     pixel_spacing_mm: tuple[float, float] | None
     # Patient side at the image's left edge and at its top (e.g. "right", "anterior"); None if unknown.
     patient_directions: tuple[str, str] | None = None
+    # Position along the slice normal (DICOM); None for plain images or when the file does not say.
+    slice_position_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,48 @@ class Localization:
 
 
 @dataclass(frozen=True)
+class SliceBox:
+    """One slice of a finding to segment: the frame and the box to segment there."""
+
+    frame: int
+    box: tuple[float, float, float, float]
+    detected: bool  # False: a slice inside a lesion the detector missed (box interpolated)
+
+
+@dataclass(frozen=True)
+class PlannedFinding:
+    """What to segment as one finding: a 2-D detection, or a lesion linked across a series' slices."""
+
+    label: str
+    score: float
+    slices: tuple[SliceBox, ...]  # in position order; one item for a 2-D finding
+    volume: bool  # True when the finding belongs to a volume (a CT/MR series of several slices)
+    slabs_mm: tuple[float, ...] | None = None  # slab each slice stands for (models.volumes.order_slices)
+    geometry_note: str | None = None  # why slabs_mm is None for a lesion in a volume
+
+
+@dataclass(frozen=True)
+class SliceMask:
+    """A finding's mask on one slice (PNG in the store) and its area."""
+
+    frame: int
+    box: tuple[float, float, float, float]
+    detected: bool
+    mask: ObjectRef
+    area_px: float
+    area_mm2: float | None
+
+
+@dataclass(frozen=True)
 class SegmentedFinding:
-    """A localization with its mask (PNG in the store) and measurements."""
+    """A finding with its masks (PNG in the store) and measurements.
+
+    For a 2-D finding ``slices`` holds its one mask. For a lesion in a volume it holds one mask per
+    slice spanned; ``frame``, ``mask``, ``area_px`` and ``area_mm2`` are those of its key slice (the
+    largest section), ``box`` encloses every slice's box, width/height are the in-plane extent of all
+    its masks, and depth/volume come from the slice positions (None, with ``geometry_note``, when the
+    series does not give them).
+    """
 
     index: int
     frame: int
@@ -105,3 +147,9 @@ class SegmentedFinding:
     area_mm2: float | None
     width_mm: float | None
     height_mm: float | None
+    slices: tuple[SliceMask, ...]  # every slice's mask, in position order (one for a 2-D finding)
+    volume: bool = False
+    slice_range: tuple[int, int] | None = None  # lowest and highest slice number a lesion spans
+    depth_mm: float | None = None
+    volume_mm3: float | None = None
+    geometry_note: str | None = None

@@ -25,6 +25,13 @@ class FindingInput(BaseModel):
     area_mm2: float | None = None
     width_mm: float | None = None
     height_mm: float | None = None
+    # A lesion in a CT/MR volume: the slice numbers it spans (slice_number is its largest section),
+    # depth and volume from the slice positions; geometry_note says why they are missing, if they are.
+    slice_range: tuple[int, int] | None = None
+    slice_count: int | None = None
+    depth_mm: float | None = None
+    volume_mm3: float | None = None
+    geometry_note: str | None = None
 
 
 class ReportRequest(BaseModel):
@@ -51,6 +58,9 @@ class ReportFinding(BaseModel):
     size: str
     area_mm2: float | None = None
     area_px: float
+    slice_range: tuple[int, int] | None = None  # first and last slice of a lesion in a volume
+    depth_mm: float | None = None
+    volume_mm3: float | None = None
     description: str | None = None  # the language model's words on this finding; None from the template
 
 

@@ -38,7 +38,10 @@ def describe_location(finding: FindingInput, domain: str) -> str:
         else:
             # No orientation in the file: say where in the image, never guess the patient's side.
             where = f"image {'upper' if cy < 0.5 else 'lower'} {'left' if cx < 0.5 else 'right'}"
-        if finding.slice_number is not None:
+        if finding.slice_range is not None and finding.slice_range[0] != finding.slice_range[1]:
+            first, last = finding.slice_range
+            where += f", slices {first}-{last} (largest on slice {finding.slice_number})"
+        elif finding.slice_number is not None:
             where += f", slice {finding.slice_number}"
         return where
     vertical = "upper" if cy < 1 / 3 else "lower" if cy > 2 / 3 else "middle"
@@ -49,13 +52,32 @@ def describe_location(finding: FindingInput, domain: str) -> str:
 
 
 def describe_size(finding: FindingInput) -> str:
-    """Extent and area, in mm where the image has a pixel spacing, else in pixels."""
+    """Extent and area (a lesion in a volume: extent in 3-D and volume), in mm where known, else in pixels."""
     x1, y1, x2, y2 = finding.box
     if finding.area_px == 0:
         return f"detection box {x2 - x1:.0f} x {y2 - y1:.0f} px (segmentation found no mask to measure)"
+    if finding.slice_count is not None:
+        return _describe_volume(finding)
     if finding.width_mm is not None and finding.height_mm is not None and finding.area_mm2 is not None:
         return f"{finding.width_mm:.1f} x {finding.height_mm:.1f} mm, area {finding.area_mm2:.1f} mm2"
     return f"{x2 - x1:.0f} x {y2 - y1:.0f} px, area {finding.area_px:.0f} px"
+
+
+def _describe_volume(finding: FindingInput) -> str:
+    """ "W x H x D mm, volume V mm3", or as much of it as the series' geometry allows, saying why."""
+    x1, y1, x2, y2 = finding.box
+    if finding.width_mm is not None and finding.height_mm is not None:
+        in_plane = f"{finding.width_mm:.1f} x {finding.height_mm:.1f}"
+        unit = "mm"
+    else:
+        in_plane, unit = f"{x2 - x1:.0f} x {y2 - y1:.0f}", "px"
+    if finding.depth_mm is not None and unit == "mm":
+        size = f"{in_plane} x {finding.depth_mm:.1f} mm"
+    else:
+        size = f"{in_plane} {unit} over {finding.slice_count} slice{'s' if finding.slice_count != 1 else ''}"
+    if finding.volume_mm3 is not None:
+        size += f", volume {finding.volume_mm3:.0f} mm3"
+    return f"{size} ({finding.geometry_note})" if finding.geometry_note else size
 
 
 def grounded_findings(request: ReportRequest) -> list[ReportFinding]:
@@ -69,6 +91,9 @@ def grounded_findings(request: ReportRequest) -> list[ReportFinding]:
             size=describe_size(f),
             area_mm2=None if f.area_mm2 is None else round(f.area_mm2, 1),
             area_px=round(f.area_px, 1),
+            slice_range=f.slice_range,
+            depth_mm=f.depth_mm,
+            volume_mm3=f.volume_mm3,
         )
         for f in request.findings
     ]
@@ -123,7 +148,8 @@ class TemplateReporter:
         if request.domain == "medical":
             if not request.findings:
                 return "No focal lesion detected."
-            largest = max(request.findings, key=lambda f: f.area_mm2 or f.area_px)
+            # Lesions in a volume compare by volume first: their key-slice areas are sections only.
+            largest = max(request.findings, key=lambda f: (f.volume_mm3 or 0.0, f.area_mm2 or f.area_px))
             size = describe_size(largest)
             return f"{count_labels(request.findings)} detected; largest {size}. Recommend radiologist review."
         # Inspection: every part gets its own verdict; a batch verdict would fail good parts with bad ones.

@@ -110,3 +110,54 @@ def test_limitations_are_stated_and_mark_the_impression() -> None:
     assert report.limitations == ["slice-004.dcm not analyzed: x"]
     assert report.impression == "INCOMPLETE: 1 limitation(s), see above. No focal lesion detected."
     assert "Limitations:\n- slice-004.dcm not analyzed: x" in report.text
+
+
+def test_a_lesion_in_a_volume_is_stated_once_with_slice_range_depth_and_volume() -> None:
+    directions = ("right", "anterior")
+    lesion = _finding(
+        1,
+        (40, 40, 60, 56),
+        slice_number=4,
+        patient_directions=directions,
+        area_mm2=250.5,
+        width_mm=29.7,
+        height_mm=23.8,
+        slice_range=(3, 6),
+        slice_count=4,
+        depth_mm=20.0,
+        volume_mm3=3120.4,
+    )
+    small = _finding(2, (200, 180, 212, 190), slice_number=2, patient_directions=directions, area_mm2=900.0)
+    small = small.model_copy(update={"width_mm": 35.0, "height_mm": 30.0, "slice_range": (2, 2)})
+    small = small.model_copy(update={"slice_count": 1, "depth_mm": 5.0, "volume_mm3": 400.0})
+    request = ReportRequest(domain="medical", study_uid="1.2.3", images_examined=8, findings=[lesion, small])
+    report = TemplateReporter().generate(request)
+    first, second = report.findings
+    assert first.location == "right anterior image quadrant, slices 3-6 (largest on slice 4)"
+    assert first.size == "29.7 x 23.8 x 20.0 mm, volume 3120 mm3"
+    assert (first.slice_range, first.depth_mm, first.volume_mm3) == ((3, 6), 20.0, 3120.4)
+    assert second.location == "left posterior image quadrant, slice 2"
+    # The largest lesion is the one with the largest volume, not the largest section.
+    assert report.impression.startswith("2 lesions detected; largest 29.7 x 23.8 x 20.0 mm, volume 3120 mm3")
+
+
+def test_a_lesion_without_slice_positions_is_sized_in_slices_and_says_why() -> None:
+    lesion = _finding(
+        1,
+        (40, 40, 60, 56),
+        slice_number=4,
+        width_mm=29.7,
+        height_mm=23.8,
+        area_mm2=250.5,
+        slice_range=(3, 5),
+        slice_count=3,
+        geometry_note="slice positions missing: depth given in slices, no volume",
+    )
+    request = ReportRequest(domain="medical", study_uid="1.2.3", images_examined=8, findings=[lesion])
+    (finding,) = TemplateReporter().generate(request).findings
+    assert finding.size == (
+        "29.7 x 23.8 mm over 3 slices (slice positions missing: depth given in slices, no volume)"
+    )
+    no_spacing = lesion.model_copy(update={"width_mm": None, "height_mm": None, "area_mm2": None})
+    request = request.model_copy(update={"findings": [no_spacing]})
+    assert TemplateReporter().generate(request).findings[0].size.startswith("20 x 16 px over 3 slices")
