@@ -1,4 +1,4 @@
-"""The ``argus`` command line: demo, analyze, runs, audit, train."""
+"""The ``argus`` command line: demo, analyze, runs, train; audit, token, purge, api (argus/cli_audit.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from argus.cli_audit import register
 from argus.runtime import configure_environment
 from argus.settings import get_settings
 
@@ -69,16 +70,30 @@ def _start_quietly(server: Any) -> None:
         server.start()
 
 
-def _analyze(paths: list[Path], domain: str | None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def _analyze(
+    paths: list[Path], domain: str | None, exported: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     with _prefect_run_context():
         from argus.db import db_session
         from flows.batch import analyze_paths
 
         outcome = analyze_paths([str(p) for p in paths], domain)
-        from argus.results import study_result
+        from argus.identity import actor
+        from argus.results import record_read, study_result
 
         with db_session() as session:
             results = [study_result(session, run_id) for run_id in outcome.run_ids]
+            for result in results:  # results shown to the user are reads of patient data: audit each
+                record_read(
+                    session,
+                    actor=actor(),
+                    exported=exported,
+                    object_type="run",
+                    object_id=result["run_id"],
+                    study_uid=result["study_uid"],
+                    run_id=result["run_id"],
+                    details={"findings": len(result["findings"]), "artifacts": len(result["artifacts"])},
+                )
     errors = [{"path": e.path, "reason": e.reason} for e in outcome.errors]
     return results, errors
 
@@ -134,7 +149,7 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Analyze files or folders; exit code 0 only when no input was rejected."""
-    results, errors = _analyze(paths, domain.value if domain else None)
+    results, errors = _analyze(paths, domain.value if domain else None, exported=as_json)
     if as_json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
@@ -171,10 +186,21 @@ def runs(
     """List analysis runs, newest first."""
     configure_environment(get_settings())
     from argus.db import db_session
-    from argus.results import runs_listing
+    from argus.identity import actor
+    from argus.results import record_read, runs_listing
 
     with db_session() as session:
         rows = runs_listing(session, study_uid=study, limit=limit)
+        details = {"study_uid": study, "count": len(rows), "format": "json" if as_json else "table"}
+        record_read(
+            session,
+            actor=actor(),
+            exported=as_json,
+            object_type="run",
+            object_id="runs",
+            study_uid=study,
+            details=details,
+        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -190,43 +216,6 @@ def runs(
             "" if r["findings"] is None else str(r["findings"]),
             r["started_at"] or "",
             r["finished_at"] or "",
-        )
-    console.print(table)
-
-
-@app.command()
-def audit(
-    study: Annotated[str | None, typer.Option(help="Only events of this Study Instance UID.")] = None,
-    action: Annotated[
-        str | None, typer.Option(help="Only this action (ingested, analyzed, stored, ...).")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many events (paging).")] = 0,
-    newest: Annotated[bool, typer.Option("--newest", help="Newest first.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """List audit events, oldest first (``--newest`` for the latest)."""
-    configure_environment(get_settings())
-    from argus.db import db_session
-    from argus.results import audit_listing
-    from storage.audit import count_events, list_events
-
-    with db_session() as session:
-        events = list_events(
-            session, study_uid=study, action=action, limit=limit, offset=offset, newest_first=newest
-        )
-        rows = audit_listing(events)
-        total = count_events(session, study_uid=study, action=action)
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
-    table = Table(title=f"Audit trail: events {shown} of {total}")
-    for column in ("time", "actor", "action", "object", "outcome"):
-        table.add_column(column)
-    for e in rows:
-        table.add_row(
-            e["time"], e["actor"], e["action"], f"{e['object_type']}:{e['object_id']}", e["outcome"]
         )
     console.print(table)
 
@@ -252,6 +241,9 @@ def train(
     else:
         card = train_segmenter(domain.value, steps=steps, seed=seed, output=output)
     print(card.model_dump_json(indent=2))
+
+
+register(app)  # audit, token, purge, api
 
 
 def main() -> None:

@@ -16,12 +16,17 @@ from argus.settings import get_settings
 from storage.database import get_engine, migrate, session_scope
 
 
+@lru_cache(maxsize=8)
+def migrated_engine(url: str) -> Engine:
+    """The engine of the database at ``url``, migrated to the current schema on first use."""
+    migrate(url)
+    return get_engine(url)
+
+
 @lru_cache(maxsize=4)
 def engine() -> Engine:
     """The configured database, migrated to the current schema on first use."""
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return get_engine(url)
+    return migrated_engine(get_settings().resolved_database_url)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from storage.audit import record_event
+from storage.audit_query import AuditPage
 from storage.repository import get_run, list_runs, run_artifacts, run_findings, run_report
+from storage.schema import Study
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -90,8 +93,58 @@ def audit_listing(events: list[Any]) -> list[dict[str, Any]]:
             "object_type": e.object_type,
             "object_id": e.object_id,
             "study_uid": e.study_uid,
+            "run_id": e.run_id,
             "outcome": e.outcome,
             "details": e.details,
         }
         for e in events
     ]
+
+
+def audit_page(page: AuditPage, limit: int) -> dict[str, Any]:
+    """A page of audit events as ``argus audit --json`` and ``GET /api/audit`` return it."""
+    return {"total": page.total, "offset": page.offset, "limit": limit, "events": audit_listing(page.events)}
+
+
+def study_summary(study: Study) -> dict[str, Any]:
+    """A study's own fields as JSON-ready dict (no runs)."""
+    return {
+        "study_uid": study.study_uid,
+        "kind": study.kind,
+        "domain": study.domain,
+        "modality": study.modality,
+        "patient_id": study.patient_id,
+        "accession_number": study.accession_number,
+        "description": study.description,
+        "created_at": _iso(study.created_at),
+    }
+
+
+def study_detail(session: Session, study: Study) -> dict[str, Any]:
+    """A study with every run's results (findings, report, artifacts), newest run first."""
+    runs = list_runs(session, study_uid=study.study_uid, limit=10_000)
+    return {**study_summary(study), "runs": [study_result(session, run.id) for run in runs]}
+
+
+def record_read(
+    session: Session,
+    *,
+    actor: str,
+    exported: bool,
+    object_type: str,
+    object_id: str,
+    details: dict[str, Any],
+    study_uid: str | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Audit a read of results or of the audit trail: ``exported`` (machine-readable) or ``viewed``."""
+    record_event(
+        session,
+        actor=actor,
+        action="exported" if exported else "viewed",
+        object_type=object_type,
+        object_id=object_id,
+        study_uid=study_uid,
+        run_id=run_id,
+        details=details,
+    )

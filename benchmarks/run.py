@@ -1,167 +1,87 @@
-"""Argus flow vs. the same models called in a bare loop, on the same inputs, in one process.
+"""Run the benchmarks and write BENCHMARKS.md: ``python -m benchmarks.run [--only NAME ...]``.
 
-Writes BENCHMARKS.md. Run with ``make bench``.
+Each benchmark fills one section of BENCHMARKS.md, stamped with its own date and machine; running a
+subset (``--only audit``) replaces just those sections and keeps the others as they were measured.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-import os
-import platform
-import statistics
-import tempfile
-import time
+import re
+from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.machine import describe_machine
 
-def _machine() -> str:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    python = platform.python_version()
-    return f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB RAM, GPU: {gpu}, Python {python}"
+OUTPUT = Path("BENCHMARKS.md")
+HEADER = [
+    "# Benchmarks",
+    "",
+    "Measured by `make bench` (`python -m benchmarks.run`; `--only NAME` re-runs one section). Ratios are",
+    "taken within one run, on one machine; each section says when and where it ran.",
+    "",
+]
 
 
-def _write_inputs(root: Path, studies: int) -> list[Path]:
-    from argus.demo_data import demo_ct_volume, write_ct_series
+# Imported when run: each benchmark pulls in its own heavy dependencies (torch, a database driver).
+def _flow() -> list[str]:
+    from benchmarks.flow import section
 
-    dirs = []
-    for i in range(studies):
-        d = root / f"ct-{i}"
-        write_ct_series(demo_ct_volume(100 + i), d, seed=100 + i)
-        dirs.append(d)
-    return dirs
+    return section()
 
 
-def bare_loop(dirs: list[Path]) -> list[float]:
-    """Per-study seconds: read, detect, segment, template report; nothing stored, no orchestration."""
-    from argus.loading import scan_inputs
-    from models.reporter import FindingInput, ReportRequest, TemplateReporter
-    from tasks import resources
+def _audit() -> list[str]:
+    from benchmarks.audit import section
 
-    detector, segmenter = resources.detector("medical"), resources.segmenter("medical")
-    times = []
-    for d in dirs:
-        start = time.perf_counter()
-        (study,) = scan_inputs([d]).studies
-        frames = [f.pixels for f in study.series[0].frames]
-        findings: list[FindingInput] = []
-        for frame, dets in zip(frames, detector.detect(frames), strict=True):
-            masks = segmenter.segment(frame, [x.box for x in dets])
-            for det, mask in zip(dets, masks, strict=True):
-                findings.append(
-                    FindingInput(
-                        index=len(findings) + 1,
-                        label=det.label,
-                        score=det.score,
-                        box=det.box,
-                        image_width=frame.shape[1],
-                        image_height=frame.shape[0],
-                        area_px=float(mask.sum()),
-                    )
-                )
-        TemplateReporter().generate(
-            ReportRequest(
-                domain="medical", study_uid=study.study_uid, images_examined=len(frames), findings=findings
-            )
-        )
-        times.append(time.perf_counter() - start)
-    return times
+    return section()
 
 
-def argus_flow(dirs: list[Path]) -> list[float]:
-    """Per-study seconds through analyze_study (Prefect, object store, database, audit)."""
-    from flows.study import analyze_study
-
-    times = []
-    for d in dirs:
-        start = time.perf_counter()
-        analyze_study([str(p) for p in sorted(d.iterdir())])
-        times.append(time.perf_counter() - start)
-    return times
+SECTIONS: dict[str, Callable[[], list[str]]] = {"flow": _flow, "audit": _audit}
 
 
-def _stage_medians() -> dict[str, float]:
-    """Median stage duration in ms over the completed runs in the benchmark's database."""
-    from sqlalchemy import select
-
-    from argus.db import db_session
-    from storage.schema import StageResult
-
-    durations: dict[str, list[float]] = {}
-    with db_session() as session:
-        for row in session.scalars(select(StageResult)):
-            if row.finished_at is not None:
-                ms = (row.finished_at - row.started_at).total_seconds() * 1000
-                durations.setdefault(row.stage, []).append(ms)
-    order = ["detect", "segment", "report", "persist"]
-    return {stage: statistics.median(durations[stage]) for stage in order if stage in durations}
+def _marker(name: str) -> tuple[str, str]:
+    return f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
 
 
-def _row(name: str, seconds: float, baseline: float, slices: int) -> str:
-    return f"| {name} | {seconds:.3f} | {slices / seconds:.1f} | {seconds / baseline:.2f} |"
+def _existing_sections(text: str) -> dict[str, str]:
+    found = {}
+    for name in SECTIONS:
+        start, end = _marker(name)
+        match = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), text, flags=re.S)
+        if match:
+            found[name] = match.group(1)
+    return found
 
 
-def main(studies: int = 5) -> None:
-    """Run both paths on the same studies and write BENCHMARKS.md."""
-    with tempfile.TemporaryDirectory(prefix="argus-bench-") as tmp:
-        root = Path(tmp)
-        os.environ["ARGUS_DATA_DIR"] = str(root / "data")
-        from argus.runtime import configure_environment
-        from argus.settings import get_settings
+def write_report(results: dict[str, list[str]], path: Path = OUTPUT) -> str:
+    """Merge freshly measured sections into ``path`` (others kept) and return the new text."""
+    sections = _existing_sections(path.read_text()) if path.exists() else {}
+    stamp = f"_Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {describe_machine()}._"
+    for name, lines in results.items():
+        title, *body = lines
+        sections[name] = "\n".join([title, "", stamp, *body])
+    parts = list(HEADER)
+    for name in SECTIONS:
+        if name in sections:
+            start, end = _marker(name)
+            parts += [start, sections[name], end, ""]
+    text = "\n".join(parts)
+    path.write_text(text)
+    return text
 
-        configure_environment(get_settings())
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        dirs = _write_inputs(root / "inputs", studies + 1)
-        bare_loop(dirs[:1])  # warm-up: model loading is paid once by both paths
-        bare = bare_loop(dirs[1:])
-        start = time.perf_counter()
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            argus_flow(dirs[:1])  # warm-up: includes the ephemeral Prefect server start
-            server_start = time.perf_counter() - start
-            flow = argus_flow(dirs[1:])
-            cached = argus_flow(dirs[1:])  # identical inputs: the completed runs are reused
-        stages = _stage_medians()
-    b, f, c = statistics.median(bare), statistics.median(flow), statistics.median(cached)
-    slices = 8
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {_machine()}.",
-        "Command: `make bench` (`python -m benchmarks.run`). One process, same inputs, medians over "
-        f"{studies} synthetic CT studies of {slices} slices (256x256), shipped models, CPU.",
-        "",
-        "| path | s / study | slices / s | ratio to bare loop |",
-        "|---|---|---|---|",
-        _row("bare loop (read → detect → segment → template report, nothing stored)", b, b, slices),
-        _row("Argus `analyze_study` flow (Prefect tasks, object store, SQLite, audit)", f, b, slices),
-        _row("Argus, re-run of identical inputs (completed run reused)", c, b, slices),
-        "",
-        f"First flow run in the process, including the ephemeral Prefect server start: {server_start:.1f} s.",
-        "",
-        "Where a flow run's time goes (median per study, from the run's own stage rows; detect, segment "
-        "and report include fetching the frames from the store and committing their stage row and audit "
-        "event):",
-        "",
-        "| stage | ms |",
-        "|---|---|",
-        *[f"| {stage} | {ms:.0f} |" for stage, ms in stages.items()],
-        "",
-        "The rest of the flow's extra cost is orchestration (task runs, one Prefect API round trip each), "
-        "loading and storing the inputs and frames with sha256, and opening the run.",
-        "",
-    ]
-    Path("BENCHMARKS.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, run the chosen benchmarks and update BENCHMARKS.md."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="Run just these sections.")
+    args = parser.parse_args(argv)
+    names = args.only or list(SECTIONS)
+    results = {}
+    for name in names:
+        print(f"running benchmark {name} ...", flush=True)
+        results[name] = SECTIONS[name]()
+    print(write_report(results))
 
 
 if __name__ == "__main__":

@@ -14,16 +14,18 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from storage.schema import MAX_KEY_LENGTH, OUTCOMES, AuditEvent, utcnow
 
-__all__ = ["GENESIS_HASH", "compute_hash", "count_events", "list_events", "record_event", "verify_chain"]
+__all__ = ["GENESIS_HASH", "compute_hash", "record_event", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant ("ArgusAud") naming the PostgreSQL advisory lock that serializes appends.
 _PG_AUDIT_LOCK = 0x4172677573417564
+# session.info entry: (transaction scope, hash of the event this session appended last in it).
+_HEAD_KEY = "argus.audit.head"
 
 
 def _canonical_details(details: dict[str, Any] | None) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def compute_hash(
     study_uid: str | None,
     outcome: str,
     details: dict[str, Any],
+    run_id: str | None = None,
 ) -> str:
     """sha256 (hex) over a canonical JSON encoding of an event's content and the previous hash."""
     content = {
@@ -59,6 +62,9 @@ def compute_hash(
         "outcome": outcome,
         "details": details,
     }
+    if run_id is not None:
+        # Only when set: events written before run_id existed (migration 0002) keep their original hashes.
+        content["run_id"] = run_id
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -78,6 +84,26 @@ def _lock_chain(session: Session) -> None:
         raise NotImplementedError(f"audit chain locking is not implemented for {dialect}")
 
 
+def _transaction_scope(session: Session) -> tuple[object, object]:
+    return session.get_transaction(), session.get_nested_transaction()
+
+
+def _chain_head(session: Session) -> str:
+    """Hash of the newest event, read under the chain lock once per transaction.
+
+    Later appends in the same (sub)transaction already hold the lock, so the head is the event this
+    session appended last: reusing it saves two round trips per event. Any other scope (a new
+    transaction, a savepoint begun, released or rolled back since) reads the head again.
+    """
+    cached = session.info.get(_HEAD_KEY)
+    scope = _transaction_scope(session)
+    if cached is not None and cached[0] == scope:
+        return str(cached[1])
+    _lock_chain(session)
+    head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    return head or GENESIS_HASH
+
+
 def record_event(
     session: Session,
     *,
@@ -87,12 +113,14 @@ def record_event(
     object_id: str,
     outcome: str = "success",
     study_uid: str | None = None,
+    run_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event to the chain in the caller's transaction and return it (flushed, with its id).
 
     ``details`` must be JSON-serializable and ``object_id`` (a key, path or id) at most
-    ``storage.schema.MAX_KEY_LENGTH`` characters. The event is only durable once the caller commits; rolling
+    ``storage.schema.MAX_KEY_LENGTH`` characters. ``run_id`` names the run the event is about, so queries by
+    model version or finding label find it. The event is only durable once the caller commits; rolling
     back removes it without damaging the chain.
     """
     if outcome not in OUTCOMES:
@@ -106,9 +134,7 @@ def record_event(
         )
     clean_details = _canonical_details(details)
     host = socket.gethostname()
-    _lock_chain(session)
-    prev_hash = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev_hash = prev_hash or GENESIS_HASH
+    prev_hash = _chain_head(session)
     fields: dict[str, Any] = {
         "time": utcnow(),
         "actor": actor,
@@ -117,6 +143,7 @@ def record_event(
         "object_type": object_type,
         "object_id": object_id,
         "study_uid": study_uid,
+        "run_id": run_id,
         "outcome": outcome,
         "details": clean_details,
         "prev_hash": prev_hash,
@@ -124,6 +151,7 @@ def record_event(
     event = AuditEvent(**fields, hash=compute_hash(**fields))
     session.add(event)
     session.flush()
+    session.info[_HEAD_KEY] = (_transaction_scope(session), event.hash)
     return event
 
 
@@ -141,6 +169,7 @@ def verify_chain(session: Session) -> list[str]:
             AuditEvent.object_type,
             AuditEvent.object_id,
             AuditEvent.study_uid,
+            AuditEvent.run_id,
             AuditEvent.outcome,
             AuditEvent.details,
             AuditEvent.prev_hash,
@@ -162,6 +191,7 @@ def verify_chain(session: Session) -> list[str]:
             object_type=row.object_type,
             object_id=row.object_id,
             study_uid=row.study_uid,
+            run_id=row.run_id,
             outcome=row.outcome,
             details=row.details,
         )
@@ -181,48 +211,3 @@ def verify_chain(session: Session) -> list[str]:
         expected_prev = row.hash
         previous_id = row.id
     return problems
-
-
-def _event_filters(study_uid: str | None, action: str | None, actor: str | None) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    if study_uid is not None:
-        filters.append(AuditEvent.study_uid == study_uid)
-    if action is not None:
-        filters.append(AuditEvent.action == action)
-    if actor is not None:
-        filters.append(AuditEvent.actor == actor)
-    return filters
-
-
-def list_events(
-    session: Session,
-    *,
-    study_uid: str | None = None,
-    action: str | None = None,
-    actor: str | None = None,
-    limit: int = 1000,
-    offset: int = 0,
-    newest_first: bool = False,
-) -> list[AuditEvent]:
-    """Events matching all given filters, oldest first (by id, i.e. chain order) or newest first."""
-    order = AuditEvent.id.desc() if newest_first else AuditEvent.id.asc()
-    query = (
-        select(AuditEvent)
-        .where(*_event_filters(study_uid, action, actor))
-        .order_by(order)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(session.scalars(query))
-
-
-def count_events(
-    session: Session,
-    *,
-    study_uid: str | None = None,
-    action: str | None = None,
-    actor: str | None = None,
-) -> int:
-    """How many events match all given filters (the total behind ``list_events``' pages)."""
-    query = select(func.count()).select_from(AuditEvent).where(*_event_filters(study_uid, action, actor))
-    return session.scalar(query) or 0

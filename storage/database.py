@@ -125,7 +125,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """A session for one unit of work: commit if the block succeeds, roll back if it raises, always close.
 
     Objects stay readable after the block (``expire_on_commit=False``) so callers can use returned rows.
-    Raises ``DatabaseError`` if the database cannot be reached.
+    Raises ``DatabaseError`` if the database cannot be reached, or if the connection is lost during the unit
+    of work (nothing of it is then written; the pool replaces the connection for the next one).
     """
     session = Session(engine, expire_on_commit=False)
     try:
@@ -135,6 +136,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise _connect_error(engine, exc) from exc
         yield session
         session.commit()
+    except DBAPIError as exc:
+        session.rollback()
+        if not exc.connection_invalidated:
+            raise
+        reason = " ".join(str(exc.orig).split())
+        raise DatabaseError(
+            f"lost the connection to database {safe_url(engine.url)} during a transaction: {reason}; "
+            "the transaction was rolled back, nothing of it was written"
+        ) from exc
     except BaseException:
         session.rollback()
         raise

@@ -18,7 +18,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -30,6 +30,7 @@ from storage.schema import (
     Finding,
     Report,
     Run,
+    RunModel,
     StageResult,
     Study,
     utcnow,
@@ -43,7 +44,9 @@ __all__ = [
     "begin_run",
     "finish_run",
     "get_run",
+    "get_study",
     "list_runs",
+    "list_studies",
     "record_stage",
     "run_artifacts",
     "run_findings",
@@ -218,6 +221,7 @@ def begin_run(
             if run is None:  # not a lost race (e.g. the study does not exist)
                 raise
         else:
+            _set_run_models(session, run, models)
             return run, True
     if run.study_id != study.id:
         raise ValueError(
@@ -241,10 +245,23 @@ def begin_run(
     run.parameters = parameters
     run.code_version = code_version
     run.flow_run_id = flow_run_id
-    session.flush()
+    _set_run_models(session, run, models)
     # The bulk deletes bypassed the relationship collections; reload them on next access.
     session.expire(run, ["stage_results", "findings", "report", "artifacts"])
     return run, True
+
+
+def _set_run_models(session: Session, run: Run, models: list[dict[str, Any]]) -> None:
+    """Mirror ``run.models`` into ``run_models`` rows (what audit queries filter by model version on)."""
+    # Delete then insert, flushed in that order: reassigning the collection would insert the new rows
+    # before deleting the old ones and trip the (run_id, kind) unique constraint.
+    session.execute(delete(RunModel).where(RunModel.run_id == run.id))
+    session.add_all(
+        RunModel(run_id=run.id, kind=m["kind"], name=m["name"], version=m["version"], sha256=m["sha256"])
+        for m in models
+    )
+    session.flush()
+    session.expire(run, ["model_rows"])
 
 
 def touch_run(session: Session, *, run_id: str, attempt: int) -> None:
@@ -372,6 +389,30 @@ def list_runs(session: Session, *, study_uid: str | None = None, limit: int = 10
     if study_uid is not None:
         query = query.join(Run.study).where(Study.study_uid == study_uid)
     return list(session.scalars(query))
+
+
+def get_study(session: Session, *, study_uid: str) -> Study | None:
+    """The study with this Study Instance UID, or ``None``."""
+    return session.scalars(select(Study).where(Study.study_uid == study_uid)).one_or_none()
+
+
+def list_studies(
+    session: Session,
+    *,
+    patient_id: str | None = None,
+    accession_number: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Study], int]:
+    """A page of studies, newest first, optionally of one patient or accession; and how many match."""
+    conditions = []
+    if patient_id is not None:
+        conditions.append(Study.patient_id == patient_id)
+    if accession_number is not None:
+        conditions.append(Study.accession_number == accession_number)
+    query = select(Study).where(*conditions).order_by(Study.id.desc()).limit(limit).offset(offset)
+    total = session.scalar(select(func.count()).select_from(Study).where(*conditions)) or 0
+    return list(session.scalars(query)), total
 
 
 def run_findings(session: Session, *, run_id: str) -> list[Finding]:

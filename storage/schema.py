@@ -1,7 +1,7 @@
 """ORM models of the Argus database, portable between SQLite and PostgreSQL.
 
-The initial migration (``migrations/versions/0001_initial.py``) creates exactly these tables; a test compares
-the two, so any change here needs a new migration.
+The migrations (``migrations/versions/``) create exactly these tables; a test compares the two, so any
+change here needs a new migration.
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "API_ROLES",
     "MAX_KEY_LENGTH",
     "NAMING_CONVENTION",
+    "ApiToken",
     "Artifact",
     "AuditEvent",
     "Base",
     "Finding",
     "Report",
     "Run",
+    "RunModel",
     "StageResult",
     "Study",
     "UTCDateTime",
@@ -57,6 +60,8 @@ RUN_STATUSES = ("running", "completed", "failed")
 STUDY_KINDS = ("dicom", "image")
 STUDY_DOMAINS = ("medical", "industrial")
 OUTCOMES = ("success", "failure")
+# viewer: studies and results; auditor: also the audit trail; admin: everything.
+API_ROLES = ("viewer", "auditor", "admin")
 # Longest object-store key or file path a column takes (artifact keys, mask keys, audit object ids):
 # keys like ``studies/<64-char UID>/runs/<uuid>/overlays/...`` and absolute paths of rejected inputs
 # exceed 255 characters. PostgreSQL's btree indexes accept values up to about 2.7 kB, enough for this.
@@ -115,6 +120,7 @@ class Study(Base):
     __table_args__ = (
         CheckConstraint(_in("kind", STUDY_KINDS), name="kind"),
         CheckConstraint(_in("domain", STUDY_DOMAINS), name="domain"),
+        Index(None, "accession_number"),  # audit queries by accession number
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -177,6 +183,25 @@ class Run(Base):
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Artifact.id"
     )
+    model_rows: Mapped[list[RunModel]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="RunModel.kind"
+    )
+
+
+class RunModel(Base):
+    """One model a run used: ``Run.models`` as indexed rows, so audit queries can filter by model version."""
+
+    __tablename__ = "run_models"
+    __table_args__ = (UniqueConstraint("run_id", "kind"), Index(None, "version"), Index(None, "name"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    run: Mapped[Run] = relationship(back_populates="model_rows")
 
 
 class StageResult(Base):
@@ -262,10 +287,14 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
-        Index(None, "study_uid"),
-        Index(None, "action"),
-        Index(None, "actor"),
+        # (column, id): a filtered page in chain order is a range scan of one index, and a filter that
+        # matches nothing reads only that column's entries instead of walking the whole table by id.
+        Index(None, "study_uid", "id"),
+        Index(None, "action", "id"),
+        Index(None, "actor", "id"),
+        Index(None, "run_id", "id"),
         Index(None, "object_type", "object_id"),
+        Index(None, "time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -276,7 +305,26 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     study_uid: Mapped[str | None] = mapped_column(String(64))
+    # The run an event is about (no foreign key: events outlive purged runs). Ties events to the run's
+    # models and findings for audit queries; covered by the hash when set.
+    run_id: Mapped[str | None] = mapped_column(String(36))
     outcome: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ApiToken(Base):
+    """An HTTP API token: only the sha256 of the secret is stored; ``name`` is the audit trail's actor."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(_in("role", API_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Unique for ever (also after revocation), so an actor name in the audit trail means one token.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None]

@@ -152,6 +152,7 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
                 object_type="artifact",
                 object_id=ref.key,
                 study_uid=run.study_uid,
+                run_id=run.run_id,
                 details={"kind": kind, "sha256": ref.sha256, "size": ref.size, "run_id": run.run_id},
             )
         summary = {"findings": len(findings), "impression": report.impression}

@@ -27,6 +27,7 @@ def audit_run(
         object_type="run",
         object_id=run.run_id,
         study_uid=run.study_uid,
+        run_id=run.run_id,
         outcome=outcome,
         details=details,
     )

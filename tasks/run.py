@@ -79,6 +79,7 @@ def open_run(study: LoadedStudy, parameters: dict[str, Any]) -> RunHandle:
                     object_type="instance" if study.kind == "dicom" else "input",
                     object_id=ref.key,
                     study_uid=study.study_uid,
+                    run_id=run.id,
                     details={"file": name, "sha256": ref.sha256, "size": ref.size},
                 )
         handle = RunHandle(

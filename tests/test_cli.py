@@ -53,7 +53,7 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
     assert runs[0]["started_at"] <= runs[0]["finished_at"]
 
     audit = _argus(["audit", "--study", result["study_uid"], "--json"], data_dir)
-    events = json.loads(audit.stdout)
+    events = json.loads(audit.stdout)["events"]
     assert {"time", "actor", "action", "object_type", "object_id"} <= set(events[0])
     assert {e["action"] for e in events} >= {"ingested", "run_started", "analyzed", "stored", "run_completed"}
     assert all(e["study_uid"] == result["study_uid"] for e in events)
@@ -61,7 +61,15 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
     table = _argus(["runs"], data_dir)
     assert table.returncode == 0 and result["run_id"][:8] in table.stdout
 
-    newest = json.loads(_argus(["audit", "--newest", "--limit", "2", "--json"], data_dir).stdout)
-    assert [e["action"] for e in newest] == ["run_reused", "run_completed"]
+    # Reads are audited too: the table of runs, the audit export, the runs export, the second analyze's
+    # results (after its run_reused).
+    newest = json.loads(_argus(["audit", "--newest", "--limit", "5", "--json"], data_dir).stdout)["events"]
+    assert [(e["action"], e["object_id"]) for e in newest] == [
+        ("viewed", "runs"),
+        ("exported", "audit_events"),
+        ("exported", "runs"),
+        ("exported", result["run_id"]),
+        ("run_reused", result["run_id"]),
+    ]
     page = _argus(["audit", "--offset", "2", "--limit", "3"], data_dir)
     assert "events 3-5 of" in page.stdout

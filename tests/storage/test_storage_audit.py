@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from storage.audit import GENESIS_HASH, compute_hash, count_events, list_events, record_event, verify_chain
+from storage.audit import GENESIS_HASH, compute_hash, record_event, verify_chain
+from storage.audit_query import AuditFilter, count_events, list_events
 from storage.database import get_engine, migrate, session_scope
 from storage.schema import AuditEvent
 
@@ -175,6 +176,37 @@ def test_concurrent_appends_on_a_plain_sqlite_engine(tmp_path: Path) -> None:
         plain.dispose()
 
 
+def _append(session: Session, object_id: str) -> AuditEvent:
+    return record_event(
+        session, actor="pipeline", action="stored", object_type="artifact", object_id=object_id
+    )
+
+
+def test_appends_in_one_transaction_and_savepoints_stay_linear(engine: Engine) -> None:
+    # Within a transaction the head is taken from the session's last append, not re-read: savepoints that
+    # are released or rolled back, and a rolled-back transaction, must not make it point at a lost event.
+    with session_scope(engine) as session:
+        first = _append(session, "a")
+        with session.begin_nested():
+            inner = _append(session, "b")
+        nested = session.begin_nested()
+        _append(session, "lost-1")
+        nested.rollback()
+        after = _append(session, "c")
+        assert inner.prev_hash == first.hash
+        assert after.prev_hash == inner.hash
+    session = Session(engine)
+    try:
+        _append(session, "lost-2")
+        session.rollback()
+        again = _append(session, "d")
+        session.commit()
+        assert again.prev_hash == after.hash
+    finally:
+        session.close()
+    _assert_linear_chain(engine, total=4)
+
+
 def test_list_events_filters_and_pages(engine: Engine) -> None:
     _record(engine, 6, study_uid="1.2.3")
     with session_scope(engine) as session:
@@ -190,17 +222,21 @@ def test_list_events_filters_and_pages(engine: Engine) -> None:
         )
 
     with session_scope(engine) as session:
-        assert [e.object_id for e in list_events(session, study_uid="9.9.9")] == ["upload-9"]
-        assert [e.object_id for e in list_events(session, action="viewed", study_uid="1.2.3")] == [
+        assert [e.object_id for e in list_events(session, AuditFilter(study_uid="9.9.9"))] == ["upload-9"]
+        assert [
+            e.object_id for e in list_events(session, AuditFilter(action="viewed", study_uid="1.2.3"))
+        ] == [
             "obj-0",
             "obj-2",
             "obj-4",
         ]
-        assert [e.object_id for e in list_events(session, actor="pipeline", limit=2, offset=1)] == [
+        assert [
+            e.object_id for e in list_events(session, AuditFilter(actor="pipeline"), limit=2, offset=1)
+        ] == [
             "obj-3",
             "obj-5",
         ]
-        [rejected] = list_events(session, actor="bob")
+        [rejected] = list_events(session, AuditFilter(actor="bob"))
         assert (rejected.outcome, rejected.details) == ("failure", {"reason": "not DICOM"})
         assert verify_chain(session) == []
 
@@ -210,11 +246,14 @@ def test_list_events_filters_and_pages(engine: Engine) -> None:
             "obj-5",
             "obj-4",
         ]
-        assert [e.object_id for e in list_events(session, actor="pipeline", newest_first=True, offset=1)] == [
+        assert [
+            e.object_id
+            for e in list_events(session, AuditFilter(actor="pipeline"), newest_first=True, offset=1)
+        ] == [
             "obj-3",
             "obj-1",
         ]
         assert count_events(session) == 7
-        assert count_events(session, study_uid="1.2.3") == 6
-        assert count_events(session, study_uid="1.2.3", action="viewed", actor="alice") == 3
-        assert count_events(session, action="viewed", actor="bob") == 0
+        assert count_events(session, AuditFilter(study_uid="1.2.3")) == 6
+        assert count_events(session, AuditFilter(study_uid="1.2.3", action="viewed", actor="alice")) == 3
+        assert count_events(session, AuditFilter(action="viewed", actor="bob")) == 0

@@ -17,7 +17,17 @@ from storage.database import DatabaseError, get_engine, migrate, normalize_url, 
 from storage.repository import upsert_study
 from storage.schema import AuditEvent, Base, Finding, Run, Study
 
-TABLES = {"studies", "runs", "stage_results", "findings", "reports", "artifacts", "audit_events"}
+TABLES = {
+    "studies",
+    "runs",
+    "run_models",
+    "stage_results",
+    "findings",
+    "reports",
+    "artifacts",
+    "audit_events",
+    "api_tokens",
+}
 
 
 def _diffs(engine: Engine) -> list[object]:
@@ -43,7 +53,7 @@ def test_migrated_schema_matches_the_orm(db_url: str) -> None:
         "ck_runs_attempt",
     }
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
 
 
 def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
-from storage.audit import list_events, record_event, verify_chain
+from storage.audit import record_event, verify_chain
+from storage.audit_query import list_events
 from storage.database import session_scope
 from storage.repository import (
     RunNotFoundError,
