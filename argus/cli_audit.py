@@ -259,8 +259,8 @@ def purge(
     configure_environment(settings)
     from argus.db import engine
     from argus.identity import actor
+    from argus.objects import object_store
     from storage.purge import PurgeError, plan_purge, purge_study
-    from tasks.resources import object_store
 
     store, lease = object_store(), settings.run_lease_seconds
     try:

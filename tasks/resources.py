@@ -9,6 +9,7 @@ from pathlib import Path
 
 from argus.db import engine
 from argus.identity import actor as actor  # re-exported: the tasks import it from here
+from argus.objects import object_store as object_store  # re-exported, likewise
 from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
@@ -20,8 +21,6 @@ from models.reporter import get_reporter as build_reporter
 from models.reporter.local_vlm import weights_sha256 as reporter_weights_sha256
 from models.reporter.prompts import load_prompt
 from models.segmenter import Segmenter, load_segmenter
-from storage.object_store import ObjectStore, open_object_store
-from storage.s3_store import S3Config
 from tasks.types import ModelRef
 
 
@@ -29,22 +28,6 @@ from tasks.types import ModelRef
 def device() -> str:
     """The torch device every model runs on."""
     return resolve_device(get_settings().device)
-
-
-@lru_cache(maxsize=4)
-def object_store() -> ObjectStore:
-    """The configured object store (filesystem, or S3 with the ``ARGUS_S3_*`` endpoint and keys)."""
-    settings = get_settings()
-    s3 = None
-    if settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key:
-        s3 = S3Config(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key.get_secret_value(),
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-        )
-    return open_object_store(settings.resolved_object_store, s3)
 
 
 @lru_cache(maxsize=16)
