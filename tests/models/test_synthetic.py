@@ -1,8 +1,15 @@
+import hashlib
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
+from argus.demo_data import write_ct_series
+from argus.loading.dicom import read_dicom
+from argus.loading.images import read_image
 from models.preprocess import ct_to_uint8
-from models.synthetic import ct_volume, mask_box, samples_for, surface_image
+from models.synthetic import GENERATORS, Sample, ct_volume, mask_box, samples_for, surface_image
 
 
 def test_generators_are_deterministic_per_seed() -> None:
@@ -56,3 +63,104 @@ def test_unknown_domain_is_rejected() -> None:
         samples_for("dental", 0, 1)
     with pytest.raises(ValueError, match="empty mask"):
         mask_box(np.zeros((4, 4), bool))
+
+
+def _digest(samples: list[Sample]) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(s.image.tobytes())
+        for mask, cls in zip(s.masks, s.class_ids, strict=True):
+            h.update(np.packbits(mask).tobytes() + bytes([cls]))
+    return h.hexdigest()
+
+
+# Version 1 as it was when the v1 models were trained (pinned on this pinned numpy / OpenCV).
+V1_DIGESTS = {
+    "medical": "5ff9d66d07e251e705bbe6eee198f5ac9db9ec4fe9eebb52e42dd4c5f2ccbb7f",
+    "industrial": "3b7c34c267852b5a279e64b6c00e989858bf24481e47e45e8880622cd7568bdc",
+}
+
+
+@pytest.mark.parametrize("domain", sorted(V1_DIGESTS))
+def test_version_1_reproduces_the_data_the_v1_models_were_made_with(domain: str) -> None:
+    samples = samples_for(domain, 10_005, 6)
+    assert _digest(samples) == V1_DIGESTS[domain]
+    assert _digest(samples_for(domain, 10_005, 6, version=1)) == V1_DIGESTS[domain]
+    assert _digest(samples_for(domain, 10_005, 6, version=2)) != V1_DIGESTS[domain]
+
+
+@pytest.mark.parametrize("domain", ["medical", "industrial"])
+def test_version_2_is_deterministic_per_seed(domain: str) -> None:
+    a, b = samples_for(domain, 8, 9, version=2), samples_for(domain, 8, 9, version=2)
+    assert _digest(a) == _digest(b) != _digest(samples_for(domain, 9, 9, version=2))
+    with pytest.raises(ValueError, match="unknown generator version 7"):
+        samples_for(domain, 8, 1, version=7)
+
+
+def test_version_2_surfaces_have_the_set_share_of_defect_free_parts_and_crowded_ones() -> None:
+    spec = GENERATORS[2].surface
+    samples = samples_for("industrial", 21, 400, version=2)
+    counts = np.array([len(s.masks) for s in samples])
+    # Binomial(400, 0.25): three standard deviations are 0.065.
+    assert abs((counts == 0).mean() - spec.empty_share) < 0.065
+    assert counts.max() == spec.defects[1] and (counts >= 3).mean() > 0.25
+    assert {c for s in samples for c in s.class_ids} == {0, 1, 2}
+
+
+def test_version_2_findings_span_sizes_and_faint_contrast() -> None:
+    # CT lesions: contrast (mean inside vs the surrounding liver ring, in HU) and box size per section.
+    rng = np.random.default_rng(4)
+    contrasts, sides, empty_volumes, per_slice = [], [], 0, []
+    for _ in range(40):
+        vol = ct_volume(rng, n_slices=6, spec=GENERATORS[2].ct)
+        empty_volumes += not vol.lesion_labels.any()
+        for z in range(6):
+            labels = vol.lesion_labels[z]
+            per_slice.append(len(vol.slice_sample(z).masks))
+            for k in np.unique(labels[labels > 0]):
+                x1, y1, x2, y2 = mask_box(labels == k)
+                sides.append(max(x2 - x1, y2 - y1))
+                ring = np.zeros_like(labels, dtype=bool)
+                ring[max(0, y1 - 4) : y2 + 4, max(0, x1 - 4) : x2 + 4] = True
+                ring &= labels == 0
+                contrasts.append(
+                    abs(vol.hounsfield[z][labels == k].mean() - np.median(vol.hounsfield[z][ring]))
+                )
+    assert min(contrasts) < 20 and max(contrasts) > 60  # v1's faintest lesion had ~32 HU
+    assert min(sides) <= 4 and max(sides) >= 45  # v1: 4 to 39 px
+    assert max(per_slice) >= 4 and 0 < empty_volumes < 20
+    # Surfaces: faint scratches (grey levels on the scratch vs around it; v1's faintest had 46).
+    scratch_contrasts = []
+    for s in samples_for("industrial", 3, 150, version=2):
+        for mask, cls in zip(s.masks, s.class_ids, strict=True):
+            if cls == 0 and s.source is None:
+                ring = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~mask
+                scratch_contrasts.append(abs(float(s.image[mask].mean()) - float(np.median(s.image[ring]))))
+    assert min(scratch_contrasts) < 35 and max(scratch_contrasts) > 60
+
+
+def test_version_2_ct_is_in_stored_hounsfield_units_and_survives_the_dicom_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    volumes = [ct_volume(rng, n_slices=3, spec=GENERATORS[2].ct) for _ in range(6)]
+    vol = volumes[0]
+    assert np.array_equal(vol.hounsfield, np.rint(vol.hounsfield))  # whole HU, as scanners store them
+    assert vol.hounsfield.min() == -1024 and 900 <= vol.hounsfield.max() <= 3071  # air .. cortical bone
+    assert len({v.pixel_spacing_mm for v in volumes}) == 6  # the field of view varies
+    paths = write_ct_series(vol, tmp_path, seed=1)
+    for z, path in enumerate(paths):
+        frame = read_dicom(path).frames[0]
+        assert np.array_equal(frame.pixels, vol.slice_sample(z).image)
+        assert frame.pixel_spacing_mm == (vol.pixel_spacing_mm, vol.pixel_spacing_mm)
+
+
+def test_version_2_sixteen_bit_surfaces_load_as_the_model_saw_them(tmp_path: Path) -> None:
+    samples = samples_for("industrial", 5, 120, version=2)
+    captured = [s for s in samples if s.source is not None]
+    assert abs(len(captured) / len(samples) - GENERATORS[2].surface.share_16bit) < 0.13
+    assert all(s.source.dtype == np.uint16 for s in captured if s.source is not None)
+    assert max(int(s.source.max()) for s in captured if s.source is not None) > 4095  # beyond 12 bits
+    assert all(s.source is None for s in samples_for("industrial", 5, 40))  # v1: 8-bit only
+    for i, sample in enumerate(captured[:4]):
+        path = tmp_path / f"part-{i}.png"
+        cv2.imwrite(str(path), sample.source)
+        assert np.array_equal(read_image(path).pixels, sample.image)
