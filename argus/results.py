@@ -40,6 +40,14 @@ def study_result(session: Session, run_id: str) -> dict[str, Any]:
         }
         if f.slice_index is not None:
             item["slice"] = f.slice_index
+        if f.slice_first is not None and f.slice_last is not None:
+            # A lesion in a volume: its slices and its size in 3-D ("slice" is its largest section).
+            item["slices"] = [f.slice_first, f.slice_last]
+            item["slice_count"] = f.slice_count
+            item["depth_mm"] = f.depth_mm
+            item["volume_mm3"] = f.volume_mm3
+        if f.width_mm is not None and f.height_mm is not None:
+            item["width_mm"], item["height_mm"] = f.width_mm, f.height_mm
         if f.area_mm2 is not None:
             item["area_mm2"] = f.area_mm2
         else:

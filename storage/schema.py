@@ -222,7 +222,13 @@ class StageResult(Base):
 
 
 class Finding(Base):
-    """One detected object: box in pixel coordinates, optional DICOM location and mask."""
+    """One detected object: box in pixel coordinates, optional DICOM location and mask.
+
+    A lesion in a CT/MR volume is one row: the box encloses all its slices, which run from
+    ``slice_first`` to ``slice_last`` (``slice_count`` slices of the series); ``slice_index``, the
+    areas and ``mask_key`` are those of its largest section. Depth and volume are NULL where the
+    series' geometry does not give them, and for 2-D findings.
+    """
 
     __tablename__ = "findings"
     __table_args__ = (UniqueConstraint("run_id", "index"), Index(None, "label"))
@@ -243,6 +249,13 @@ class Finding(Base):
     area_px: Mapped[float] = mapped_column(Float)
     area_mm2: Mapped[float | None] = mapped_column(Float)
     mask_key: Mapped[str | None] = mapped_column(String(MAX_KEY_LENGTH))
+    width_mm: Mapped[float | None] = mapped_column(Float)
+    height_mm: Mapped[float | None] = mapped_column(Float)
+    slice_first: Mapped[int | None] = mapped_column(Integer)
+    slice_last: Mapped[int | None] = mapped_column(Integer)
+    slice_count: Mapped[int | None] = mapped_column(Integer)
+    depth_mm: Mapped[float | None] = mapped_column(Float)
+    volume_mm3: Mapped[float | None] = mapped_column(Float)
 
     run: Mapped[Run] = relationship(back_populates="findings")
 

@@ -6,6 +6,7 @@ import io
 import json
 from collections import defaultdict
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 from prefect import task
@@ -93,6 +94,33 @@ def mask_archive(
     return arrays
 
 
+def finding_row(study: LoadedStudy, f: SegmentedFinding) -> dict[str, Any]:
+    """The findings-table row of one finding (a lesion in a volume: its slice range, depth and volume)."""
+    return {
+        "index": f.index,
+        "label": f.label,
+        "score": f.score,
+        "x1": f.box[0],
+        "y1": f.box[1],
+        "x2": f.box[2],
+        "y2": f.box[3],
+        "series_uid": study.frames[f.frame].series_uid,
+        "slice_index": study.frames[f.frame].slice_number if study.kind == "dicom" else None,
+        "sop_instance_uid": study.frames[f.frame].sop_instance_uid,
+        "source_file": study.frames[f.frame].source_file,
+        "area_px": f.area_px,
+        "area_mm2": f.area_mm2,
+        "mask_key": f.mask.key,
+        "width_mm": f.width_mm,
+        "height_mm": f.height_mm,
+        "slice_first": None if f.slice_range is None else f.slice_range[0],
+        "slice_last": None if f.slice_range is None else f.slice_range[1],
+        "slice_count": len(f.slices) if f.volume else None,
+        "depth_mm": f.depth_mm,
+        "volume_mm3": f.volume_mm3,
+    }
+
+
 def _class_index(study: LoadedStudy, label: str) -> int:
     names = domain_spec(study.domain).class_names
     return names.index(label) if label in names else len(names)
@@ -114,25 +142,7 @@ def persist(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding]
             session,
             run_id=run.run_id,
             attempt=run.attempt,
-            findings=[
-                {
-                    "index": f.index,
-                    "label": f.label,
-                    "score": f.score,
-                    "x1": f.box[0],
-                    "y1": f.box[1],
-                    "x2": f.box[2],
-                    "y2": f.box[3],
-                    "series_uid": study.frames[f.frame].series_uid,
-                    "slice_index": study.frames[f.frame].slice_number if study.kind == "dicom" else None,
-                    "sop_instance_uid": study.frames[f.frame].sop_instance_uid,
-                    "source_file": study.frames[f.frame].source_file,
-                    "area_px": f.area_px,
-                    "area_mm2": f.area_mm2,
-                    "mask_key": f.mask.key,
-                }
-                for f in findings
-            ],
+            findings=[finding_row(study, f) for f in findings],
             report={
                 "reporter": report.reporter,
                 "model": report.model,

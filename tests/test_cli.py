@@ -35,7 +35,7 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
     (result,) = payload["results"]
     assert set(result) >= {"study_uid", "run_id", "findings", "report", "artifacts"}
     for finding in result["findings"]:
-        assert set(finding) >= {"label", "score", "box", "slice", "area_mm2", "image"}
+        assert set(finding) >= {"label", "score", "box", "slice", "slices", "area_mm2", "volume_mm3", "image"}
         assert finding["image"] == f"slice-{finding['slice']:03d}.dcm"
         x1, y1, x2, y2 = finding["box"]
         assert 0 <= x1 < x2 <= 256 and 0 <= y1 < y2 <= 256

@@ -46,7 +46,9 @@ def test_demo_study_end_to_end(argus_env: Path, tmp_path: Path) -> None:
         assert medical["findings"], "no lesion found in the demo CT"
         for f in medical["findings"]:
             assert f["label"] == "lesion" and 1 <= f["slice"] <= 8 and f["area_mm2"] > 0
-        assert all("area_px" in f for f in industrial["findings"])
+            assert f["slices"][0] <= f["slice"] <= f["slices"][1] and f["volume_mm3"] > 0  # one per lesion
+        # Photos are no volume: one 2-D finding per detection.
+        assert all("area_px" in f and "slices" not in f for f in industrial["findings"])
         assert {f["label"] for f in industrial["findings"]} <= {"scratch", "dent", "crack"}
         assert f"{len(medical['findings'])} lesion" in medical["report"]["impression"]
         kinds = {a["kind"] for a in medical["artifacts"]}

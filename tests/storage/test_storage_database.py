@@ -53,7 +53,7 @@ def test_migrated_schema_matches_the_orm(db_url: str) -> None:
         "ck_runs_attempt",
     }
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
 
 
 def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: Path) -> None:
