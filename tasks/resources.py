@@ -130,6 +130,13 @@ def _reporter_weights(config: ReporterConfig) -> str | None:
     return reporter_weights_sha256(Path(config.model).expanduser().resolve())
 
 
+def _prompt_identity(domain: str | None) -> str | None:
+    if domain is None:
+        return None
+    prompt = load_prompt(domain)
+    return f"{prompt.version}:{prompt.sha256[:16]}"
+
+
 def reporter_parameters(domain: str | None) -> dict[str, object]:
     """What about the reporter changes a run's results (for its idempotency key).
 
@@ -144,7 +151,7 @@ def reporter_parameters(domain: str | None) -> dict[str, object]:
         "reporter_model": config.model,
         "reporter_url": config.url,
         "reporter_weights_sha256": _reporter_weights(config),
-        "reporter_prompt": load_prompt(domain).version if domain else None,
+        "reporter_prompt": _prompt_identity(domain),
         "reporter_generation": config.generation.as_record(),
         "reporter_crops": config.crops.model_dump(),
     }

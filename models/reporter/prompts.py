@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +30,7 @@ class PromptTemplate:
 
     version: str  # e.g. "medical-v1"
     parts: dict[str, Template]
+    sha256: str  # of the file: an edit without a new version still changes the run key
 
     def render(self, role: str, **values: object) -> str:
         """The text of ``role``'s turn with ``values`` substituted (a missing value is an error)."""
@@ -52,7 +54,8 @@ def load_prompt(name: str, version: str = PROMPT_VERSION) -> PromptTemplate:
             raise ValueError(f"prompt {path} must start with a '--- <role>' line")
         else:
             parts[role].append(line)
-    return PromptTemplate(f"{name}-{version}", {r: Template("\n".join(lines)) for r, lines in parts.items()})
+    templates = {r: Template("\n".join(lines)) for r, lines in parts.items()}
+    return PromptTemplate(f"{name}-{version}", templates, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def longest_mm(finding: FindingInput) -> float | None:

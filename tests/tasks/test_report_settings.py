@@ -38,7 +38,7 @@ def test_a_different_reporter_gives_a_different_run(argus_env: Path, monkeypatch
     monkeypatch.setenv("ARGUS_REPORTER_MODEL", "qwen2-vl")
     clear_caches()
     remote = run_parameters("medical")
-    assert remote["reporter"] == "openai" and remote["reporter_prompt"] == "medical-v1"
+    assert remote["reporter"] == "openai" and remote["reporter_prompt"].startswith("medical-v1:")
     assert remote["reporter_generation"] == {
         "max_new_tokens": 768,
         "temperature": 0.0,
