@@ -246,6 +246,9 @@ def section(n_events: int = EVENTS) -> list[str]:
         "|---|---|",
         *[f"| {name} | {ms:.1f} |" for name, ms in latencies.items()],
         "",
+        "The total is an exact count: filters that match a large share of the trail (no filter, one "
+        "action, one model version) spend most of their time counting; a page alone is a few ms.",
+        "",
         f"`argus audit verify` over the whole chain (every hash recomputed): {verify_s:.1f} s "
         f"({total / verify_s:,.0f} events/s), chain intact.",
     ]
