@@ -86,7 +86,7 @@ def grounded_findings(request: ReportRequest) -> list[ReportFinding]:
         ReportFinding(
             index=f.index,
             label=f.label,
-            score=round(f.score, 3),
+            score=f.score,  # unrounded: the text and the CLI format the same number the same way
             location=describe_location(f, request.domain),
             size=describe_size(f),
             area_mm2=None if f.area_mm2 is None else round(f.area_mm2, 1),

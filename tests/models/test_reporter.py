@@ -161,3 +161,16 @@ def test_a_lesion_without_slice_positions_is_sized_in_slices_and_says_why() -> N
     no_spacing = lesion.model_copy(update={"width_mm": None, "height_mm": None, "area_mm2": None})
     request = request.model_copy(update={"findings": [no_spacing]})
     assert TemplateReporter().generate(request).findings[0].size.startswith("20 x 16 px over 3 slices")
+
+
+def test_confidence_in_the_text_is_the_detector_score_rounded_once() -> None:
+    # 0.5449 rounded to 3 digits first (0.545) would print as 0.55; the CLI table prints 0.54.
+    request = ReportRequest(
+        domain="industrial",
+        study_uid="1.2.3",
+        images_examined=1,
+        findings=[_finding(1, (10, 10, 30, 30), label="dent", score=0.5449, image_name="part.png")],
+    )
+    report = TemplateReporter().generate(request)
+    assert "(confidence 0.54)" in report.text
+    assert report.findings[0].score == 0.5449
