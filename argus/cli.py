@@ -38,6 +38,11 @@ class ModelKind(StrEnum):
     segmenter = "segmenter"
 
 
+class SegmenterArchOption(StrEnum):
+    unet = "unet"
+    deeplabv3plus = "deeplabv3plus"
+
+
 @contextlib.contextmanager
 def _prefect_run_context() -> Iterator[None]:
     """Prefect settings for a one-shot CLI run."""
@@ -147,14 +152,49 @@ def analyze(
         DomainOption | None, typer.Option(help="Default: medical for DICOM, industrial else.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    detector: Annotated[
+        Path | None, typer.Option(help="YOLO .pt to use for --domain (sets ARGUS_<DOMAIN>_DETECTOR).")
+    ] = None,
+    segmenter: Annotated[
+        Path | None, typer.Option(help="Segmenter checkpoint or state dict for --domain.")
+    ] = None,
+    segmenter_arch: Annotated[
+        SegmenterArchOption | None, typer.Option(help="Segmenter architecture for --domain.")
+    ] = None,
 ) -> None:
     """Analyze files or folders; exit code 0 only when no input was rejected."""
+    chosen = {"DETECTOR": detector, "SEGMENTER": segmenter, "SEGMENTER_ARCH": segmenter_arch}
+    if any(v is not None for v in chosen.values()):
+        if domain is None:
+            err.print("--detector, --segmenter and --segmenter-arch need --domain (the models it replaces)")
+            raise typer.Exit(2)
+        _use_models(domain.value, chosen)
     results, errors = _analyze(paths, domain.value if domain else None, exported=as_json)
     if as_json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
         _print_results(results, errors)
     raise typer.Exit(1 if errors else 0)
+
+
+def _use_models(domain: str, chosen: dict[str, Any]) -> None:
+    """Point the settings at user models for this process, then load them so a wrong file fails now."""
+    for suffix, value in chosen.items():
+        if value is not None:
+            text = value.value if isinstance(value, StrEnum) else str(Path(value).expanduser().resolve())
+            os.environ[f"ARGUS_{domain.upper()}_{suffix}"] = text
+    get_settings.cache_clear()
+    configure_environment(get_settings())
+    from models.registry import WeightsError
+    from tasks import resources
+
+    resources.clear_caches()
+    try:
+        resources.detector(domain)
+        resources.segmenter(domain)
+    except WeightsError as exc:
+        err.print(f"[red]unusable model:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -226,6 +266,20 @@ def train(
     domain: Annotated[DomainOption, typer.Option(help="Which domain's model.")],
     epochs: Annotated[int, typer.Option(help="Detector epochs.")] = 20,
     steps: Annotated[int, typer.Option(help="Segmenter optimizer steps.")] = 600,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Architecture: yolo11n (default) or yolo12n for a detector, "
+            "unet (default) or deeplabv3plus for a segmenter."
+        ),
+    ] = None,
+    generator_version: Annotated[
+        int, typer.Option(help="Synthetic data generator version (models.synthetic.GENERATORS).")
+    ] = 2,
+    images: Annotated[int, typer.Option(min=1, help="Detector training images.")] = 240,
+    hours: Annotated[
+        float | None, typer.Option(min=0.01, help="Detector: train this long instead of --epochs.")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     output: Annotated[Path | None, typer.Option(help="Weights path; default the shipped file.")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Training data and runs.")] = None,
@@ -233,14 +287,155 @@ def train(
     """Train a model on seeded synthetic data and write its weights and model card."""
     settings = get_settings()
     configure_environment(settings)
-    from models.train import train_detector, train_segmenter
+    from models.segmenter import CONFIGS
+    from models.train import DETECTOR_ARCHS, train_detector, train_segmenter
 
+    archs = DETECTOR_ARCHS if kind is ModelKind.detector else tuple(CONFIGS)
+    chosen = arch or archs[0]
+    if chosen not in archs:
+        err.print(f"[red]unknown {kind.value} architecture {chosen!r}[/red]; expected one of {list(archs)}")
+        raise typer.Exit(2)
+    _require_generator(generator_version)
     if kind is ModelKind.detector:
         work = work_dir or settings.resolved_data_dir / "training"
-        card = train_detector(domain.value, work, epochs=epochs, seed=seed, output=output)
+        card = train_detector(
+            domain.value,
+            work,
+            epochs=epochs,
+            n_train=images,
+            seed=seed,
+            arch=chosen,
+            generator_version=generator_version,
+            hours=hours,
+            output=output,
+        )
     else:
-        card = train_segmenter(domain.value, steps=steps, seed=seed, output=output)
+        card = train_segmenter(
+            domain.value,
+            arch=chosen,
+            steps=steps,
+            seed=seed,
+            generator_version=generator_version,
+            output=output,
+        )
     print(card.model_dump_json(indent=2))
+
+
+@app.command()
+def evaluate(
+    domain: Annotated[DomainOption, typer.Option(help="Which domain's models.")],
+    images: Annotated[int, typer.Option(min=1, max=5000, help="Held-out images to generate.")] = 200,
+    seed: Annotated[int, typer.Option(help="Training seed; the held-out split uses seed + 10 000.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    write_cards: Annotated[
+        bool, typer.Option("--write-cards", help="Record the results in the evaluated models' cards.")
+    ] = False,
+    generator_version: Annotated[
+        int | None,
+        typer.Option(help="Synthetic data generator version; default the one the detector's card names."),
+    ] = None,
+) -> None:
+    """Detector mAP50 and segmenter Dice, per class, on the regenerated held-out synthetic split."""
+    settings = get_settings()
+    configure_environment(settings)
+    from models.evaluation import evaluate_domain
+    from models.registry import WeightsError, read_card, resolve_weights
+    from models.segmenter import CONFIGS, load_segmenter
+    from tasks import resources
+
+    name = domain.value
+    try:
+        segmenters = {}
+        for arch in CONFIGS:  # the shipped segmenter of every architecture
+            ref = resolve_weights("segmenter", name, arch=arch)
+            segmenters[arch] = (load_segmenter(ref.path, ref.sha256, resources.device(), arch), ref)
+        if settings.segmenter_weights(name) is not None:
+            segmenters["user"] = (resources.segmenter(name), resources.weights("segmenter", name))
+        detector = (resources.detector(name), resources.weights("detector", name))
+    except WeightsError as exc:
+        err.print(f"[red]cannot evaluate:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if generator_version is None:
+        card = read_card(detector[1].path)
+        generator_version = 1 if card is None else card.generator_version  # cardless user weights: v1
+    _require_generator(generator_version)
+    report = evaluate_domain(
+        name,
+        detector,
+        segmenters,
+        images=images,
+        seed=seed,
+        operating_confidence=settings.detector_confidence,
+        generator_version=generator_version,
+    )
+    if write_cards:
+        from models.registry import record_evaluation
+
+        split = {
+            "held_out_seed": report["held_out_seed"],
+            "images": images,
+            "generator_version": generator_version,
+        }
+        evaluated = [(detector[1], report["detector"])]
+        evaluated += [(segmenters[k][1], v) for k, v in report["segmenters"].items()]
+        for ref, result in evaluated:
+            if read_card(ref.path) is not None:  # user weights without a card are left alone
+                record_evaluation(ref.path, {**split, **result})
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_evaluation(report)
+
+
+def _require_generator(version: int) -> None:
+    """Exit with status 2 naming the known versions when ``version`` is not a generator version."""
+    from models.synthetic import GENERATORS
+
+    if version not in GENERATORS:
+        err.print(f"[red]unknown generator version {version}[/red]; expected one of {sorted(GENERATORS)}")
+        raise typer.Exit(2)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_evaluation(report: dict[str, Any]) -> None:
+    det = report["detector"]
+    table = Table(
+        title=f"{report['domain']} detector {det['model']} on {det['images']} held-out images "
+        f"(generator v{report['generator_version']}, seed {report['held_out_seed']}): "
+        f"mAP50 {_fmt(det['map50'])}"
+    )
+    for column in (
+        "class",
+        "AP50",
+        "images",
+        "instances",
+        "predictions",
+        "found ≥ op. conf",
+        "boxes ≥ op. conf",
+    ):
+        table.add_column(column)
+    for cls, c in det["per_class"].items():
+        table.add_row(
+            cls,
+            _fmt(c["ap50"]),
+            str(c["images"]),
+            str(c["instances"]),
+            str(c["predictions"]),
+            str(c["found_at_operating_confidence"]),
+            str(c["predictions_at_operating_confidence"]),
+        )
+    console.print(table)
+    seg_table = Table(title="Segmenters on ground-truth boxes (jittered 8 %)")
+    for column in ("segmenter", "model", "class", "Dice", "ROIs"):
+        seg_table.add_column(column)
+    for key, seg in report["segmenters"].items():
+        seg_table.add_row(key, seg["model"], "all", _fmt(seg["dice"]), str(seg["rois"]))
+        for cls, c in seg["per_class"].items():
+            seg_table.add_row("", "", cls, _fmt(c["dice"]), str(c["rois"]))
+    console.print(seg_table)
 
 
 register(app)  # audit, token, purge, api

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Domain = Literal["medical", "industrial"]
 Device = Literal["auto", "cpu", "cuda"]
+SegmenterArch = Literal["unet", "deeplabv3plus"]
 
 
 class Settings(BaseSettings):
@@ -36,8 +37,18 @@ class Settings(BaseSettings):
     industrial_detector: Path | None = Field(
         default=None, description="YOLO .pt for defects; default shipped."
     )
-    medical_segmenter: Path | None = Field(default=None, description="U-Net weights for lesions.")
-    industrial_segmenter: Path | None = Field(default=None, description="U-Net weights for defects.")
+    medical_segmenter: Path | None = Field(default=None, description="Segmenter weights for lesions.")
+    industrial_segmenter: Path | None = Field(default=None, description="Segmenter weights for defects.")
+    medical_segmenter_arch: SegmenterArch = Field(
+        default="unet", description="Shipped segmenter (and the architecture of a bare user state dict)."
+    )
+    industrial_segmenter_arch: SegmenterArch = Field(default="unet", description="As medical_segmenter_arch.")
+    medical_detector_sha256: str | None = Field(default=None, description="Refuse other detector weights.")
+    industrial_detector_sha256: str | None = Field(default=None, description="Refuse other detector weights.")
+    medical_segmenter_sha256: str | None = Field(default=None, description="Refuse other segmenter weights.")
+    industrial_segmenter_sha256: str | None = Field(
+        default=None, description="Refuse other segmenter weights."
+    )
 
     detector_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     detector_iou: float = Field(default=0.45, ge=0.0, le=1.0)
@@ -75,6 +86,20 @@ class Settings(BaseSettings):
                 f"ARGUS_DATABASE_URL must be a SQLAlchemy URL such as sqlite:///x.db, got {value!r}"
             )
         return value
+
+    @field_validator(
+        "medical_detector_sha256",
+        "industrial_detector_sha256",
+        "medical_segmenter_sha256",
+        "industrial_segmenter_sha256",
+    )
+    @classmethod
+    def _check_sha256(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+            raise ValueError(f"a sha256 pin must be 64 hex digits, got {value!r}")
+        return value.lower()
 
     @field_validator("object_store")
     @classmethod
@@ -136,6 +161,15 @@ class Settings(BaseSettings):
     def segmenter_weights(self, domain: str) -> Path | None:
         """User-configured segmenter weights for a domain, or None for the shipped ones."""
         return self.medical_segmenter if domain == "medical" else self.industrial_segmenter
+
+    def segmenter_arch(self, domain: str) -> SegmenterArch:
+        """The segmenter architecture selected for a domain."""
+        return self.medical_segmenter_arch if domain == "medical" else self.industrial_segmenter_arch
+
+    def weights_pin(self, kind: str, domain: str) -> str | None:
+        """The sha256 the ``kind`` weights of ``domain`` must have, if pinned."""
+        value: str | None = getattr(self, f"{domain}_{kind}_sha256")
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from models.offline import ultralytics_module
-from models.registry import WeightsError
+from models.registry import WeightsError, require_torch_archive
 from models.types import Detection
+
+# Tasks whose results carry axis-aligned boxes (instance segmentation models detect too).
+DETECTING_TASKS = ("detect", "segment")
 
 
 def _yolo_class() -> Any:
@@ -76,8 +80,9 @@ class Detector:
             )
         )
 
-    def post_process(self, results: list[Any]) -> list[list[Detection]]:
-        """Results → detections in source pixels (ultralytics already rescales boxes)."""
+    def post_process(self, results: list[Any], nested: bool = True) -> list[list[Detection]]:
+        """Results → detections in source pixels (ultralytics already rescales boxes); ``nested``
+        drops same-class boxes inside better ones (off: the raw YOLO output, to compare with its val)."""
         out: list[list[Detection]] = []
         for res in results:
             boxes = res.boxes
@@ -98,27 +103,57 @@ class Detector:
                 )
                 for b, s, c in zip(xyxy, scores, classes, strict=True)
             ]
-            out.append(suppress_nested(dets))
+            out.append(suppress_nested(dets) if nested else dets)
         return out
 
     def detect(
-        self, images: Sequence[np.ndarray], confidence: float = 0.25, iou: float = 0.5, batch_size: int = 8
+        self,
+        images: Sequence[np.ndarray],
+        confidence: float = 0.25,
+        iou: float = 0.5,
+        batch_size: int = 8,
+        nested: bool = True,
     ) -> list[list[Detection]]:
-        """Detections for each image, batched through the network."""
+        """Detections for each image, batched through the network (``nested``: see post_process)."""
         prepared = self.pre_process(images)
         out: list[list[Detection]] = []
         for start in range(0, len(prepared), batch_size):
-            out.extend(self.post_process(self.predict(prepared[start : start + batch_size], confidence, iou)))
+            raw = self.predict(prepared[start : start + batch_size], confidence, iou)
+            out.extend(self.post_process(raw, nested))
         return out
+
+
+def _refuse_plain_torch_files(path: Path) -> None:
+    """A YOLO checkpoint pickles ultralytics classes, so a file torch loads without them is not one."""
+    require_torch_archive(path, "detector")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return  # it needs code beyond plain tensors: ultralytics' loader decides
+    what = (
+        "an Argus segmenter checkpoint"
+        if isinstance(payload, dict) and "config" in payload
+        else "a plain torch file (a state dict?)"
+    )
+    raise WeightsError(f"{path} is {what}, not an ultralytics YOLO detector checkpoint")
 
 
 @lru_cache(maxsize=8)
 def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Detector:
-    """Load (once per path, content hash and device) a YOLO model from a local ``.pt`` file."""
+    """Load (once per path, content hash and device) a YOLO model from a local ``.pt`` file.
+
+    Class names are the model's own (``model.names``), so user weights bring their labels.
+    """
+    _refuse_plain_torch_files(path)
     try:
         model = _yolo_class()(str(path), task="detect")
     except Exception as exc:
         raise WeightsError(f"cannot load detector weights {path}: {exc}") from exc
+    if model.task not in DETECTING_TASKS:
+        raise WeightsError(
+            f"{path} is an ultralytics {model.task!r} model; Argus needs boxes from a "
+            f"{' or '.join(DETECTING_TASKS)} model"
+        )
     names = model.names
     class_names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
     model.to(device)

@@ -15,8 +15,11 @@ class DomainSpec:
     name: DomainName
     class_names: tuple[str, ...]
     detector_file: str
-    segmenter_file: str
     image_size: int  # side of the square images the detector was trained at
+
+    def segmenter_file(self, arch: str = "unet") -> str:
+        """File name of the shipped segmenter of an architecture (``unet``, ``deeplabv3plus``)."""
+        return f"{self.name}_{arch}.pt"
 
 
 DOMAINS: dict[str, DomainSpec] = {
@@ -24,14 +27,12 @@ DOMAINS: dict[str, DomainSpec] = {
         name="medical",
         class_names=("lesion",),
         detector_file="medical_detector.pt",
-        segmenter_file="medical_unet.pt",
         image_size=256,
     ),
     "industrial": DomainSpec(
         name="industrial",
         class_names=("scratch", "dent", "crack"),
         detector_file="industrial_detector.pt",
-        segmenter_file="industrial_unet.pt",
         image_size=256,
     ),
 }

@@ -1,6 +1,7 @@
 """Training of the shipped detector and segmenter on seeded synthetic data.
 
 Seeds: training images use ``seed``, the held-out split ``seed + 10_000`` (never seen in training).
+Both come from one generator version (``models.synthetic.GENERATORS``), which the card records.
 """
 
 from __future__ import annotations
@@ -17,21 +18,34 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
+from models.detector import load_detector
 from models.domains import domain_spec
+from models.evaluation import HELD_OUT_OFFSET, dice_score, evaluate_detector, roi_pairs
 from models.offline import ultralytics_module
 from models.registry import WEIGHTS_DIR, ModelCard, sha256_file, write_card
-from models.segmenter import UNetConfig, build_unet, crop_roi, roi_window, save_segmenter
-from models.synthetic import Sample, samples_for
+from models.segmenter import SegmenterConfig, build_network, config_for, save_segmenter
+from models.synthetic import generator_spec, samples_for
 
-HELD_OUT_OFFSET = 10_000
+# Detector architectures trained from ultralytics' model yaml (never a .pt name: that downloads).
+DETECTOR_ARCHS = ("yolo11n", "yolo12n")
 
 
-def export_yolo_dataset(domain: str, out_dir: Path, n_train: int, n_val: int, seed: int) -> Path:
-    """Write a YOLO-format dataset (PNG + label txt + data.yaml); returns the yaml path."""
+def _generator_call(domain: str, seed: int, version: int) -> str:
+    """The call that regenerates the training data, as the card records it."""
+    return f"models.synthetic.samples_for('{domain}', seed={seed}, version={version})"
+
+
+def export_yolo_dataset(
+    domain: str, out_dir: Path, n_train: int, n_val: int, seed: int, generator_version: int = 1
+) -> Path:
+    """Write a YOLO-format dataset (PNG + label txt + data.yaml) into a fresh ``out_dir``; returns the
+    yaml path."""
     spec = domain_spec(domain)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # images left by a larger or other-version export would be trained on
     splits = {
-        "train": samples_for(domain, seed, n_train),
-        "val": samples_for(domain, seed + HELD_OUT_OFFSET, n_val),
+        "train": samples_for(domain, seed, n_train, version=generator_version),
+        "val": samples_for(domain, seed + HELD_OUT_OFFSET, n_val, version=generator_version),
     }
     for split, samples in splits.items():
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -58,18 +72,33 @@ def train_detector(
     n_train: int = 240,
     n_val: int = 80,
     seed: int = 0,
-    model_yaml: str = "yolo11n.yaml",
+    arch: str = "yolo11n",
+    generator_version: int = 1,
+    hours: float | None = None,
     output: Path | None = None,
 ) -> ModelCard:
-    """Train a YOLO detector from its yaml on synthetic data; write weights and card."""
+    """Train a YOLO detector (``arch`` in ``DETECTOR_ARCHS``) from its yaml on synthetic data of a
+    generator version; write weights and card.
+
+    With ``hours``, training stops after that long instead of after ``epochs``: ultralytics re-plans
+    the epochs (and the learning-rate schedule) from the measured epoch time, which keeps a budget
+    on a machine shared with other work.
+    """
+    if arch not in DETECTOR_ARCHS:
+        raise ValueError(f"unknown detector architecture {arch!r}; expected one of {list(DETECTOR_ARCHS)}")
+    generator_spec(generator_version)  # an unknown version fails before any work
     YOLO = ultralytics_module().YOLO
     spec = domain_spec(domain)
-    data_yaml = export_yolo_dataset(domain, work_dir / f"{domain}_data", n_train, n_val, seed)
+    work_dir = work_dir.resolve()  # ultralytics puts a relative project under its own runs/ folder
+    data_yaml = export_yolo_dataset(
+        domain, work_dir / f"{domain}_data", n_train, n_val, seed, generator_version
+    )
     started = time.monotonic()
-    model = YOLO(model_yaml, task="detect")
+    model = YOLO(f"{arch}.yaml", task="detect")
     model.train(
         data=str(data_yaml),
         epochs=epochs,
+        time=hours,
         imgsz=spec.image_size,
         batch=16,
         device="cpu" if not torch.cuda.is_available() else 0,
@@ -92,16 +121,19 @@ def train_detector(
         hsv_s=0.0,
     )
     train_seconds = time.monotonic() - started
-    best = work_dir / "runs" / f"{domain}_detector" / "weights" / "best.pt"
+    best = Path(model.trainer.best)  # where this run wrote its best epoch
     target = output or WEIGHTS_DIR / spec.detector_file
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, target)
-    metrics = evaluate_detector_file(target, data_yaml, spec.image_size)
+    detector = load_detector(target, sha256_file(target), "cpu", spec.image_size)
+    held_out = samples_for(domain, seed + HELD_OUT_OFFSET, n_val, version=generator_version)
+    metrics = evaluate_detector(detector, held_out)
+    metrics["ultralytics_val"] = ultralytics_val(target, data_yaml, spec.image_size)
     card = ModelCard(
         name=f"argus-{domain}-detector",
         version=dt.date.today().strftime("%Y.%m.%d"),
         task="detection",
-        architecture=f"ultralytics {model_yaml.removesuffix('.yaml').upper()} from yaml, not pretrained",
+        architecture=f"ultralytics {arch.upper()} from yaml, not pretrained",
         domain=domain,
         class_names=list(spec.class_names),
         weights_file=target.name,
@@ -109,22 +141,25 @@ def train_detector(
         size_bytes=target.stat().st_size,
         input={"imgsz": spec.image_size, "channels": "gray replicated to 3", "dtype": "uint8"},
         training={
-            "generator": f"models.synthetic.samples_for('{domain}', seed={seed})",
+            "generator": _generator_call(domain, seed, generator_version),
+            "arch": arch,
             "train_images": n_train,
             "held_out_images": n_val,
             "held_out_seed": seed + HELD_OUT_OFFSET,
-            "epochs": epochs,
+            "epochs": model.trainer.epoch + 1,  # the epochs run, also under a time budget
+            **({} if hours is None else {"time_budget_hours": hours}),
             "train_seconds_cpu": round(train_seconds, 1),
         },
         metrics=metrics,
+        generator_version=generator_version,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     write_card(card, target)
     return card
 
 
-def evaluate_detector_file(weights: Path, data_yaml: Path, image_size: int) -> dict[str, Any]:
-    """mAP50 (overall and per class) of weights on the dataset's held-out split."""
+def ultralytics_val(weights: Path, data_yaml: Path, image_size: int) -> dict[str, Any]:
+    """ultralytics' own mAP50 / mAP50-95 on a dataset's val split: a cross-check of ours."""
     model = ultralytics_module().YOLO(str(weights), task="detect")
     res = model.val(
         data=str(data_yaml),
@@ -135,6 +170,9 @@ def evaluate_detector_file(weights: Path, data_yaml: Path, image_size: int) -> d
         plots=False,
         verbose=False,
         workers=0,
+        # Next to the dataset: a relative default would write runs/detect/val* into the working directory.
+        project=str(data_yaml.parent / "val_runs"),
+        exist_ok=True,
     )
     names = model.names
     per_class = {
@@ -147,57 +185,31 @@ def evaluate_detector_file(weights: Path, data_yaml: Path, image_size: int) -> d
     }
 
 
-def roi_pairs(
-    samples: list[Sample], config: UNetConfig, rng: np.random.Generator, jitter: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """ROI crops and their masks, boxes jittered the way a detector's boxes would be."""
-    images, masks = [], []
-    for sample in samples:
-        for mask, box in zip(sample.masks, sample.boxes, strict=True):
-            x1, y1, x2, y2 = box
-            w, h = x2 - x1, y2 - y1
-            noisy = (
-                x1 + rng.normal(0, jitter) * w,
-                y1 + rng.normal(0, jitter) * h,
-                x2 + rng.normal(0, jitter) * w,
-                y2 + rng.normal(0, jitter) * h,
-            )
-            window = roi_window(noisy, sample.image.shape, config.margin)
-            images.append(crop_roi(sample.image, window, config.roi_size))
-            m = crop_roi(mask.astype(np.uint8) * 255, window, config.roi_size) >= 0.5
-            masks.append(m)
-    return np.stack(images)[:, None], np.stack(masks)[:, None].astype(np.int64)
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice over a whole set of binary masks (1.0 when both are empty)."""
-    inter = float(np.logical_and(pred, truth).sum())
-    total = float(pred.sum() + truth.sum())
-    return 1.0 if total == 0 else 2 * inter / total
-
-
 def train_segmenter(
     domain: str,
     *,
+    arch: str = "unet",
     steps: int = 600,
     n_train: int = 300,
     n_val: int = 80,
     seed: int = 0,
-    config: UNetConfig | None = None,
+    generator_version: int = 1,
+    config: SegmenterConfig | None = None,
     output: Path | None = None,
 ) -> ModelCard:
-    """Train a MONAI U-Net on ROI crops of synthetic findings; write weights and card."""
+    """Train a segmenter (U-Net or DeepLabV3+) on ROI crops of synthetic findings; write weights and card."""
     spec = domain_spec(domain)
-    config = config or UNetConfig()
+    config = config or config_for(arch)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x_train, y_train = roi_pairs(samples_for(domain, seed, n_train), config, rng, jitter=0.08)
-    x_val, y_val = roi_pairs(samples_for(domain, seed + HELD_OUT_OFFSET, n_val), config, rng, jitter=0.08)
-    net = build_unet(config)
+    train = roi_pairs(samples_for(domain, seed, n_train, version=generator_version), config, rng, jitter=0.08)
+    held_out_samples = samples_for(domain, seed + HELD_OUT_OFFSET, n_val, version=generator_version)
+    held_out = roi_pairs(held_out_samples, config, rng, jitter=0.08)
+    net = build_network(config)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    xt, yt = torch.from_numpy(train.images), torch.from_numpy(train.masks)
     started = time.monotonic()
     net.train()
     for _ in range(steps):
@@ -214,36 +226,40 @@ def train_segmenter(
         sched.step()
     train_seconds = time.monotonic() - started
     net.eval()
+    x_val = held_out.images
     with torch.inference_mode():
         pred = torch.cat(
             [net(torch.from_numpy(x_val[i : i + 64])).argmax(1) for i in range(0, len(x_val), 64)]
         )
-    dice = dice_score(pred.numpy() == 1, y_val[:, 0] == 1)
-    target = output or WEIGHTS_DIR / spec.segmenter_file
+    dice = dice_score(pred.numpy() == 1, held_out.masks[:, 0] == 1)
+    target = output or WEIGHTS_DIR / spec.segmenter_file(config.arch)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_segmenter(net, config, target, meta={"domain": domain})
+    described = ", ".join(f"{k}={v}" for k, v in asdict(config).items() if k != "class_names")
     card = ModelCard(
-        name=f"argus-{domain}-unet",
+        name=f"argus-{domain}-{config.arch}",
         version=dt.date.today().strftime("%Y.%m.%d"),
         task="segmentation",
-        architecture="MONAI UNet " + ", ".join(f"{k}={v}" for k, v in asdict(config).items()),
+        architecture=f"{config.architecture} {described}",
         domain=domain,
-        class_names=["background", "finding"],
+        class_names=list(config.class_names),
         weights_file=target.name,
         sha256=sha256_file(target),
         size_bytes=target.stat().st_size,
         input={"roi_size": config.roi_size, "margin": config.margin, "scale": "uint8 / 255"},
         training={
-            "generator": f"models.synthetic.samples_for('{domain}', seed={seed})",
-            "train_rois": len(x_train),
+            "generator": _generator_call(domain, seed, generator_version),
+            "train_rois": len(train.images),
             "held_out_rois": len(x_val),
             "held_out_seed": seed + HELD_OUT_OFFSET,
             "steps": steps,
             "batch": 32,
             "loss": "DiceCE",
+            "parameters": sum(p.numel() for p in net.parameters()),
             "train_seconds_cpu": round(train_seconds, 1),
         },
         metrics={"dice": round(dice, 4), "box_jitter": 0.08},
+        generator_version=generator_version,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     write_card(card, target)

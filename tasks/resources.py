@@ -31,9 +31,11 @@ def device() -> str:
 
 
 @lru_cache(maxsize=16)
-def _weights(kind: str, domain: str, user_path: Path | None, mtime_ns: int) -> WeightsRef:
+def _weights(
+    kind: str, domain: str, user_path: Path | None, mtime_ns: int, arch: str, pin: str | None
+) -> WeightsRef:
     # mtime in the key: a user weights file replaced in place is re-verified (shipped ones are read-only).
-    return resolve_weights(kind, domain, user_path)
+    return resolve_weights(kind, domain, user_path, arch=arch, pinned_sha256=pin)
 
 
 def weights(kind: str, domain: str) -> WeightsRef:
@@ -41,13 +43,18 @@ def weights(kind: str, domain: str) -> WeightsRef:
     settings = get_settings()
     user = settings.detector_weights(domain) if kind == "detector" else settings.segmenter_weights(domain)
     mtime = user.stat().st_mtime_ns if user is not None and user.exists() else 0
-    return _weights(kind, domain, user, mtime)
+    pin = settings.weights_pin(kind, domain)
+    return _weights(kind, domain, user, mtime, settings.segmenter_arch(domain), pin)
 
 
 def model_identity(kind: str, domain: str) -> dict[str, str]:
-    """What a stage records about the model it ran: name, version, weights sha256, device."""
+    """What a stage records about the model it ran: name, version, weights sha256, device
+    (and a segmenter's architecture, which a user checkpoint may choose)."""
     w = weights(kind, domain)
-    return {"model": w.name, "model_version": w.version, "weights_sha256": w.sha256, "device": device()}
+    identity = {"model": w.name, "model_version": w.version, "weights_sha256": w.sha256, "device": device()}
+    if kind == "segmenter":
+        identity["architecture"] = segmenter(domain).config.arch
+    return identity
 
 
 def model_refs(domain: str) -> tuple[ModelRef, ...]:
@@ -69,7 +76,7 @@ def detector(domain: str) -> Detector:
 def segmenter(domain: str) -> Segmenter:
     """The loaded segmenter of a domain."""
     w = weights("segmenter", domain)
-    return load_segmenter(w.path, w.sha256, device())
+    return load_segmenter(w.path, w.sha256, device(), get_settings().segmenter_arch(domain))
 
 
 def reporter_config() -> ReporterConfig:

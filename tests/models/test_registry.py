@@ -7,15 +7,19 @@ from models.registry import ModelCard, WeightsError, read_card, resolve_weights,
 
 
 @pytest.mark.parametrize("domain", sorted(DOMAINS))
-@pytest.mark.parametrize("kind", ["detector", "segmenter"])
-def test_shipped_weights_match_their_cards(domain: str, kind: str) -> None:
-    ref = resolve_weights(kind, domain)
+@pytest.mark.parametrize(
+    ("kind", "arch"), [("detector", "unet"), ("segmenter", "unet"), ("segmenter", "deeplabv3plus")]
+)
+def test_shipped_weights_match_their_cards(domain: str, kind: str, arch: str) -> None:
+    ref = resolve_weights(kind, domain, arch=arch)
     card = read_card(ref.path)
     assert card is not None and card.sha256 == ref.sha256 == sha256_file(ref.path)
     assert card.domain == domain and card.metrics
     assert ref.path.stat().st_size < 20 * 1024 * 1024
     if kind == "detector":
         assert tuple(card.class_names) == domain_spec(domain).class_names
+    else:
+        assert ref.path.name == f"{domain}_{arch}.pt" and card.name == f"argus-{domain}-{arch}"
 
 
 def _card(path: Path) -> ModelCard:

@@ -1,0 +1,309 @@
+"""Held-out evaluation: detector mAP50 (our own, testable implementation) and segmenter Dice.
+
+The held-out split is ``samples_for(domain, seed + HELD_OUT_OFFSET, n)``: the same generator as
+training, another seed, never trained on. AP is the all-point interpolated area under the
+precision/recall curve at IoU 0.5 (VOC 2010+ / COCO style, one IoU threshold); ultralytics' ``val``
+samples the same curve at 101 recall points, so the two agree to within a few thousandths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.detector import Detector, suppress_nested
+from models.registry import WeightsRef
+from models.segmenter import Segmenter, SegmenterConfig, crop_roi, roi_window
+from models.synthetic import Sample
+from models.types import Detection
+
+HELD_OUT_OFFSET = 10_000
+IOU_THRESHOLD = 0.5
+# ultralytics' val settings: a low confidence keeps the whole precision/recall curve.
+EVAL_CONFIDENCE = 0.001
+EVAL_NMS_IOU = 0.7
+
+BoxLike = Sequence[float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One detection on one image of the evaluated set."""
+
+    image: int
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One ground-truth instance on one image of the evaluated set."""
+
+    image: int
+    class_id: int
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ClassAP:
+    """AP at IoU 0.5 of one class with the counts behind it (``ap50`` None: no instance to find)."""
+
+    ap50: float | None
+    images: int  # images holding at least one instance of the class
+    instances: int
+    predictions: int
+    true_positives: int
+
+
+def box_iou(a: BoxLike, b: BoxLike) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes; 0 for degenerate boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def average_precision(matched: Sequence[bool], n_truth: int) -> float:
+    """All-point interpolated AP of predictions already sorted by descending score.
+
+    ``matched[i]`` says whether prediction i is a true positive. Precision is made monotone
+    (each point takes the best precision at any higher recall) and integrated over recall.
+    """
+    if n_truth == 0:
+        raise ValueError("AP is undefined without ground-truth instances")
+    tp = np.cumsum(np.asarray(matched, dtype=float))
+    if len(tp) == 0:
+        return 0.0
+    recall = tp / n_truth
+    precision = tp / np.arange(1, len(tp) + 1)
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[1.0], precision, [0.0]])
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
+    steps = np.nonzero(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def match_class(
+    predictions: Sequence[Prediction], truths: Sequence[Truth], iou_threshold: float = IOU_THRESHOLD
+) -> list[bool]:
+    """True-positive flags of one class's predictions in descending-score order.
+
+    Greedy, COCO style: each prediction takes the unmatched instance of its image it overlaps most
+    (IoU >= threshold); a second box on an already found instance is a false positive. Ties in score
+    keep the input order (stable sort), so results are reproducible.
+    """
+    by_image: dict[int, list[Truth]] = {}
+    for t in truths:
+        by_image.setdefault(t.image, []).append(t)
+    taken: set[tuple[int, int]] = set()
+    flags = []
+    for p in sorted(predictions, key=lambda p: -p.score):
+        best, best_iou = -1, iou_threshold
+        for j, t in enumerate(by_image.get(p.image, [])):
+            iou = box_iou(p.box, t.box)
+            if (p.image, j) not in taken and iou >= best_iou:
+                best, best_iou = j, iou
+        if best >= 0:
+            taken.add((p.image, best))
+        flags.append(best >= 0)
+    return flags
+
+
+def detection_ap(
+    predictions: Sequence[Prediction], truths: Sequence[Truth], class_names: Sequence[str]
+) -> tuple[float | None, dict[str, ClassAP]]:
+    """mAP50 over the classes that have instances, and per-class AP with counts.
+
+    A class without instances has no AP (its predictions still show as false positives); mAP is
+    None when no class has instances.
+    """
+    per_class: dict[str, ClassAP] = {}
+    for cls, name in enumerate(class_names):
+        preds = [p for p in predictions if p.class_id == cls]
+        gts = [t for t in truths if t.class_id == cls]
+        flags = match_class(preds, gts)
+        per_class[name] = ClassAP(
+            ap50=average_precision(flags, len(gts)) if gts else None,
+            images=len({t.image for t in gts}),
+            instances=len(gts),
+            predictions=len(preds),
+            true_positives=int(sum(flags)),
+        )
+    aps = [c.ap50 for c in per_class.values() if c.ap50 is not None]
+    return (float(np.mean(aps)) if aps else None), per_class
+
+
+def truths_of(samples: Sequence[Sample]) -> list[Truth]:
+    """Ground-truth instances of generated samples."""
+    return [
+        Truth(i, cls, tuple(float(v) for v in box))  # type: ignore[arg-type]
+        for i, s in enumerate(samples)
+        for box, cls in zip(s.boxes, s.class_ids, strict=True)
+    ]
+
+
+def predict_samples(
+    detector: Detector, samples: Sequence[Sample], batch_size: int = 16
+) -> list[list[Detection]]:
+    """YOLO's raw detections (NMS, no nested-box suppression) on every sample, at the evaluation
+    confidence: what ultralytics' ``val`` scores."""
+    return detector.detect(
+        [s.image for s in samples],
+        confidence=EVAL_CONFIDENCE,
+        iou=EVAL_NMS_IOU,
+        batch_size=batch_size,
+        nested=False,
+    )
+
+
+def _predictions(per_image: Sequence[Sequence[Detection]]) -> list[Prediction]:
+    return [Prediction(i, d.class_id, d.score, d.box) for i, dets in enumerate(per_image) for d in dets]
+
+
+def evaluate_detector(
+    detector: Detector, samples: Sequence[Sample], operating_confidence: float = 0.25
+) -> dict[str, Any]:
+    """mAP50 overall and per class on ``samples``, with counts.
+
+    ``map50`` scores the adapter as deployed (nested same-class boxes suppressed); ``map50_raw``
+    scores YOLO's own output, the number ultralytics' ``val`` reports. Per class, the predictions
+    above the operating confidence and the instances they find show what a user would see.
+    """
+    raw = predict_samples(detector, samples)
+    deployed = _predictions([suppress_nested(list(dets)) for dets in raw])
+    truths = truths_of(samples)
+    map50, per_class = detection_ap(deployed, truths, detector.class_names)
+    map50_raw, _ = detection_ap(_predictions(raw), truths, detector.class_names)
+    operating = [p for p in deployed if p.score >= operating_confidence]
+    _, at_operating = detection_ap(operating, truths, detector.class_names)
+    return {
+        "map50": _round(map50),
+        "map50_raw": _round(map50_raw),
+        "images": len(samples),
+        "instances": len(truths),
+        "per_class": {
+            name: {
+                "ap50": _round(c.ap50),
+                "images": c.images,
+                "instances": c.instances,
+                "predictions": c.predictions,
+                "predictions_at_operating_confidence": at_operating[name].predictions,
+                "found_at_operating_confidence": at_operating[name].true_positives,
+            }
+            for name, c in per_class.items()
+        },
+        "confidence": EVAL_CONFIDENCE,
+        "operating_confidence": operating_confidence,
+        "nms_iou": EVAL_NMS_IOU,
+        "match_iou": IOU_THRESHOLD,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@dataclass(frozen=True)
+class RoiSet:
+    """ROI crops (N, 1, R, R) float32, their masks (N, 1, R, R) int64 and the class of each."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    class_ids: np.ndarray
+
+
+def roi_pairs(
+    samples: Sequence[Sample], config: SegmenterConfig, rng: np.random.Generator, jitter: float
+) -> RoiSet:
+    """ROI crops and their masks, boxes jittered the way a detector's boxes would be."""
+    images, masks, classes = [], [], []
+    for sample in samples:
+        for mask, box, cls in zip(sample.masks, sample.boxes, sample.class_ids, strict=True):
+            x1, y1, x2, y2 = box
+            w, h = x2 - x1, y2 - y1
+            noisy = (
+                x1 + rng.normal(0, jitter) * w,
+                y1 + rng.normal(0, jitter) * h,
+                x2 + rng.normal(0, jitter) * w,
+                y2 + rng.normal(0, jitter) * h,
+            )
+            window = roi_window(noisy, sample.image.shape, config.margin)
+            images.append(crop_roi(sample.image, window, config.roi_size))
+            masks.append(crop_roi(mask.astype(np.uint8) * 255, window, config.roi_size) >= 0.5)
+            classes.append(cls)
+    if not images:
+        raise ValueError("no findings in these samples to crop ROIs from")
+    return RoiSet(
+        images=np.stack(images)[:, None],
+        masks=np.stack(masks)[:, None].astype(np.int64),
+        class_ids=np.asarray(classes, dtype=np.int64),
+    )
+
+
+def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice over a whole set of binary masks (1.0 when both are empty)."""
+    inter = float(np.logical_and(pred, truth).sum())
+    total = float(pred.sum() + truth.sum())
+    return 1.0 if total == 0 else 2 * inter / total
+
+
+def evaluate_segmenter(
+    segmenter: Segmenter, rois: RoiSet, class_names: Sequence[str], threshold: float = 0.5
+) -> dict[str, Any]:
+    """Dice pooled over all ROIs and per finding class (``class_names`` of the detector's classes)."""
+    import torch
+
+    probs = segmenter.predict(torch.from_numpy(rois.images))
+    pred, truth = probs >= threshold, rois.masks[:, 0] == 1
+    per_class = {}
+    for cls, name in enumerate(class_names):
+        sel = rois.class_ids == cls
+        if sel.any():
+            per_class[name] = {"dice": round(dice_score(pred[sel], truth[sel]), 4), "rois": int(sel.sum())}
+    return {"dice": round(dice_score(pred, truth), 4), "rois": len(truth), "per_class": per_class}
+
+
+def evaluate_domain(
+    domain: str,
+    detector: tuple[Detector, WeightsRef],
+    segmenters: dict[str, tuple[Segmenter, WeightsRef]],
+    *,
+    images: int = 200,
+    seed: int = 0,
+    operating_confidence: float = 0.25,
+    generator_version: int = 1,
+) -> dict[str, Any]:
+    """Detector mAP50 and each segmenter's Dice on the domain's held-out split (``seed + 10 000``)
+    drawn by ``models.synthetic`` generator ``generator_version``."""
+    from models.synthetic import samples_for
+
+    if images < 1:
+        raise ValueError(f"need at least 1 held-out image, got {images}")
+    held_out_seed = seed + HELD_OUT_OFFSET
+    samples = samples_for(domain, held_out_seed, images, version=generator_version)
+    det, det_ref = detector
+    report_segmenters: dict[str, Any] = {}
+    for key, (seg, ref) in segmenters.items():
+        # The same jittered boxes for every segmenter: a fresh generator with the split's seed.
+        rois = roi_pairs(samples, seg.config, np.random.default_rng(held_out_seed), jitter=0.08)
+        report_segmenters[key] = {
+            **evaluate_segmenter(seg, rois, det.class_names),
+            "architecture": seg.config.arch,
+            **_identity(ref),
+        }
+    return {
+        "domain": domain,
+        "held_out_seed": held_out_seed,
+        "generator_version": generator_version,
+        "detector": {**evaluate_detector(det, samples, operating_confidence), **_identity(det_ref)},
+        "segmenters": report_segmenters,
+    }
+
+
+def _identity(ref: WeightsRef) -> dict[str, str]:
+    return {"model": ref.name, "model_version": ref.version, "weights_sha256": ref.sha256}

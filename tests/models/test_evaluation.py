@@ -1,0 +1,105 @@
+"""Our mAP50 and Dice on cases whose answer is known by hand."""
+
+import numpy as np
+import pytest
+
+from models.evaluation import (
+    Prediction,
+    Truth,
+    average_precision,
+    box_iou,
+    detection_ap,
+    dice_score,
+    match_class,
+)
+
+NAMES = ("scratch", "dent")
+
+
+def _gt(image: int, box: tuple[float, float, float, float], cls: int = 0) -> Truth:
+    return Truth(image, cls, box)
+
+
+def _pred(image: int, box: tuple[float, float, float, float], score: float, cls: int = 0) -> Prediction:
+    return Prediction(image, cls, score, box)
+
+
+def test_perfect_predictions_score_one_per_class() -> None:
+    truths = [_gt(0, (10, 10, 30, 30)), _gt(0, (50, 50, 70, 90), 1), _gt(1, (0, 0, 8, 8))]
+    preds = [_pred(t.image, t.box, 0.9 - 0.1 * i, t.class_id) for i, t in enumerate(truths)]
+    map50, per_class = detection_ap(preds, truths, NAMES)
+    assert map50 == 1.0
+    assert per_class["scratch"].ap50 == 1.0 and per_class["dent"].ap50 == 1.0
+    assert (per_class["scratch"].images, per_class["scratch"].instances) == (2, 2)
+    assert (per_class["dent"].predictions, per_class["dent"].true_positives) == (1, 1)
+
+
+def test_empty_predictions_score_zero() -> None:
+    map50, per_class = detection_ap([], [_gt(0, (10, 10, 30, 30))], NAMES)
+    assert map50 == 0.0 and per_class["scratch"].ap50 == 0.0 and per_class["scratch"].predictions == 0
+
+
+def test_no_truth_and_no_predictions_has_no_ap() -> None:
+    map50, per_class = detection_ap([], [], NAMES)
+    assert map50 is None
+    assert all(c.ap50 is None and c.instances == 0 for c in per_class.values())
+    # A class without instances is left out of the mean, but its false positives still show.
+    map50, per_class = detection_ap([_pred(0, (1, 1, 5, 5), 0.8, cls=1)], [_gt(0, (10, 10, 30, 30))], NAMES)
+    assert map50 == 0.0 and per_class["dent"].ap50 is None and per_class["dent"].predictions == 1
+    with pytest.raises(ValueError, match="undefined"):
+        average_precision([True], 0)
+
+
+def test_iou_just_below_and_just_above_one_half() -> None:
+    truth = (0.0, 0.0, 100.0, 10.0)  # area 1000
+    above = (0.0, 0.0, 100.0, 10.0 * 0.51)  # IoU 0.51
+    below = (0.0, 0.0, 100.0, 10.0 * 0.49)  # IoU 0.49
+    assert box_iou(truth, above) == pytest.approx(0.51) and box_iou(truth, below) == pytest.approx(0.49)
+    assert detection_ap([_pred(0, above, 0.9)], [_gt(0, truth)], NAMES)[0] == 1.0
+    assert detection_ap([_pred(0, below, 0.9)], [_gt(0, truth)], NAMES)[0] == 0.0
+    # A box of the right place but the wrong class does not count either.
+    assert detection_ap([_pred(0, truth, 0.9, cls=1)], [_gt(0, truth)], NAMES)[0] == 0.0
+    # Nor a right box on another image.
+    assert detection_ap([_pred(1, truth, 0.9)], [_gt(0, truth)], NAMES)[0] == 0.0
+
+
+def test_duplicates_are_false_positives() -> None:
+    truth = (10.0, 10.0, 30.0, 30.0)
+    preds = [_pred(0, truth, 0.9), _pred(0, (11, 10, 31, 30), 0.8)]
+    assert match_class(preds, [_gt(0, truth)]) == [True, False]
+    # Recall reaches 1 at the first box, so the duplicate after it does not lower AP ...
+    assert detection_ap(preds, [_gt(0, truth)], NAMES)[0] == 1.0
+    # ... but scored above a real find, it does: precision 1/2 at the second instance.
+    truths = [_gt(0, truth), _gt(1, truth)]
+    preds = [_pred(0, truth, 0.9), _pred(0, truth, 0.8), _pred(1, truth, 0.7)]
+    assert match_class(preds, truths) == [True, False, True]
+    assert detection_ap(preds, truths, NAMES)[0] == pytest.approx(0.5 * 1.0 + 0.5 * (2 / 3))
+
+
+def test_score_order_decides_ap() -> None:
+    truth = (10.0, 10.0, 30.0, 30.0)
+    hit, miss = (10.0, 10.0, 30.0, 30.0), (100.0, 100.0, 120.0, 120.0)
+    confident_miss = [_pred(0, miss, 0.9), _pred(0, hit, 0.8)]
+    confident_hit = [_pred(0, miss, 0.8), _pred(0, hit, 0.9)]
+    assert detection_ap(confident_miss, [_gt(0, truth)], NAMES)[0] == pytest.approx(0.5)
+    assert detection_ap(confident_hit, [_gt(0, truth)], NAMES)[0] == 1.0
+    # The higher-scored of two boxes on one instance takes it, whatever the input order.
+    good, poor = _pred(0, truth, 0.9), _pred(0, (14, 10, 34, 30), 0.6)
+    assert match_class([poor, good], [_gt(0, truth)]) == [True, False]
+
+
+def test_all_point_interpolation_by_hand() -> None:
+    # Three instances; hits at ranks 1 and 3, a miss at rank 2, one instance never found.
+    # Recall 1/3 at precision 1, recall 2/3 at precision 2/3 → AP = 1/3 + 1/3 * 2/3.
+    assert average_precision([True, False, True], 3) == pytest.approx(1 / 3 + 2 / 9)
+    assert average_precision([], 3) == 0.0
+
+
+def test_dice_score_known_cases() -> None:
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    assert dice_score(a, b) == 1.0  # both empty
+    b[0, 0] = True
+    assert dice_score(a, b) == 0.0
+    a[0, :2] = True
+    assert dice_score(a, b) == pytest.approx(2 * 1 / 3)

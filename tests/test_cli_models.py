@@ -1,0 +1,44 @@
+"""`argus evaluate` and the model options of `argus analyze`, as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_runner import run_argus
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluate_json_has_the_documented_shape(tmp_path: Path) -> None:
+    done = run_argus(["evaluate", "--domain", "industrial", "--images", "12", "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    detector = report["detector"]
+    assert 0.0 <= detector["map50"] <= 1.0 and detector["images"] == 12
+    assert list(detector["per_class"]) == ["scratch", "dent", "crack"]
+    assert sum(c["instances"] for c in detector["per_class"].values()) == detector["instances"] > 0
+    assert len(detector["weights_sha256"]) == 64
+    assert set(report["segmenters"]) == {"unet", "deeplabv3plus"}
+    for arch, seg in report["segmenters"].items():
+        assert seg["architecture"] == arch and 0.0 <= seg["dice"] <= 1.0
+        assert set(seg["per_class"]) <= {"scratch", "dent", "crack"}
+    # The held-out split is regenerated from its seed: the same numbers every time.
+    again = run_argus(["evaluate", "--domain", "industrial", "--images", "12", "--json"], tmp_path)
+    assert json.loads(again.stdout) == report
+
+
+def test_analyze_refuses_a_wrong_model_file_before_running(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not weights")
+    image = tmp_path / "part.png"
+    image.write_bytes(b"")  # never read: the model check comes first
+    without_domain = run_argus(["analyze", str(image), "--detector", str(notes)], tmp_path / "data")
+    assert without_domain.returncode == 2 and "need --domain" in without_domain.stderr
+    args = ["analyze", str(image), "--domain", "industrial", "--segmenter", str(notes)]
+    wrong = run_argus(args, tmp_path / "d")
+    assert wrong.returncode == 2
+    assert "unusable model" in wrong.stderr and str(notes) in wrong.stderr.replace("\n", "")
+    assert "not a torch checkpoint" in wrong.stderr.replace("\n", " ")
+    assert not (tmp_path / "d" / "argus.db").exists()  # nothing ran
