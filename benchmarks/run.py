@@ -37,7 +37,13 @@ def _audit() -> list[str]:
     return section()
 
 
-SECTIONS: dict[str, Callable[[], list[str]]] = {"flow": _flow, "audit": _audit}
+def _models() -> list[str]:
+    from benchmarks.models import section
+
+    return section()
+
+
+SECTIONS: dict[str, Callable[[], list[str]]] = {"flow": _flow, "models": _models, "audit": _audit}
 
 
 def _marker(name: str) -> tuple[str, str]:
