@@ -69,3 +69,21 @@ def test_nested_same_class_boxes_are_counted_once() -> None:
     apart = Detection("lesion", 0, 0.3, (150.0, 150.0, 170.0, 170.0))
     kept = suppress_nested([inner, apart, big, other_class])
     assert kept == [big, other_class, apart]
+
+
+def test_detecting_leaves_torchs_thread_count_alone() -> None:
+    import torch
+
+    from models.offline import ultralytics_module
+
+    # A fresh model (not the cached one): ultralytics picks the device, and sets threads, on its first call.
+    ref = resolve_weights("detector", "medical")
+    detector = load_detector.__wrapped__(ref.path, ref.sha256, "cpu", 256)
+    before = torch.get_num_threads()
+    wanted = ultralytics_module().utils.NUM_THREADS + 1  # anything but what ultralytics would set
+    torch.set_num_threads(wanted)
+    try:
+        detector.detect([samples_for("medical", 3, 1)[0].image])
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
