@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_argus
 
 from argus.demo_data import write_demo_inputs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _argus(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "argus", *args], env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
@@ -28,7 +19,7 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
     broken.write_text("not dicom")
     data_dir = tmp_path / "data"
 
-    done = _argus(["analyze", str(ct_dir), str(broken), "--json"], data_dir)
+    done = run_argus(["analyze", str(ct_dir), str(broken), "--json"], data_dir)
     assert done.returncode == 1, done.stderr  # one input was rejected
     payload = json.loads(done.stdout)
     assert payload["errors"] == [{"path": str(broken), "reason": "not a DICOM file"}]
@@ -44,26 +35,26 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
         assert set(artifact) >= {"key", "sha256", "size", "content_type"}
         assert (data_dir / "objects" / artifact["key"]).stat().st_size == artifact["size"]
 
-    good = _argus(["analyze", str(ct_dir), "--json"], data_dir)
+    good = run_argus(["analyze", str(ct_dir), "--json"], data_dir)
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["results"][0]["run_id"] == result["run_id"]
 
-    runs = json.loads(_argus(["runs", "--json"], data_dir).stdout)
+    runs = json.loads(run_argus(["runs", "--json"], data_dir).stdout)
     assert [(r["run_id"], r["status"]) for r in runs] == [(result["run_id"], "completed")]
     assert runs[0]["started_at"] <= runs[0]["finished_at"]
 
-    audit = _argus(["audit", "--study", result["study_uid"], "--json"], data_dir)
+    audit = run_argus(["audit", "--study", result["study_uid"], "--json"], data_dir)
     events = json.loads(audit.stdout)["events"]
     assert {"time", "actor", "action", "object_type", "object_id"} <= set(events[0])
     assert {e["action"] for e in events} >= {"ingested", "run_started", "analyzed", "stored", "run_completed"}
     assert all(e["study_uid"] == result["study_uid"] for e in events)
 
-    table = _argus(["runs"], data_dir)
+    table = run_argus(["runs"], data_dir)
     assert table.returncode == 0 and result["run_id"][:8] in table.stdout
 
     # Reads are audited too: the table of runs, the audit export, the runs export, the second analyze's
     # results (after its run_reused).
-    newest = json.loads(_argus(["audit", "--newest", "--limit", "5", "--json"], data_dir).stdout)["events"]
+    newest = json.loads(run_argus(["audit", "--newest", "--limit", "5", "--json"], data_dir).stdout)["events"]
     assert [(e["action"], e["object_id"]) for e in newest] == [
         ("viewed", "runs"),
         ("exported", "audit_events"),
@@ -71,5 +62,5 @@ def test_analyze_json_runs_and_audit(tmp_path: Path) -> None:
         ("exported", result["run_id"]),
         ("run_reused", result["run_id"]),
     ]
-    page = _argus(["audit", "--offset", "2", "--limit", "3"], data_dir)
+    page = run_argus(["audit", "--offset", "2", "--limit", "3"], data_dir)
     assert "events 3-5 of" in page.stdout

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from audit_seed import seed_analyzed_study
+from cli_runner import run_argus
 from sqlalchemy import Engine, text
 
 from storage.audit_query import AuditFilter, list_events
@@ -27,15 +28,7 @@ UID = "1.2.826.0.1.3680043.9.7"
 
 
 def _argus(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir), "ARGUS_ACTOR": "argus:tester"}
-    return subprocess.run(
-        [sys.executable, "-m", "argus", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_argus(list(args), data_dir, 300, stdin=stdin, env={"ARGUS_ACTOR": "argus:tester"})
 
 
 @pytest.fixture

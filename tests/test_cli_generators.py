@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_argus
 
 from models.registry import read_card, resolve_weights
 
 pytestmark = pytest.mark.slow
 
 
-def _argus(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARGUS_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "argus", *args], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
 def test_evaluate_uses_the_cards_generator_version_unless_told(tmp_path: Path) -> None:
     card = read_card(resolve_weights("detector", "industrial").path)
     assert card is not None
     base = ["evaluate", "--domain", "industrial", "--images", "6", "--json"]
-    default = _argus(base, tmp_path)
+    default = run_argus(base, tmp_path)
     assert default.returncode == 0, default.stderr
     other = 2 if card.generator_version == 1 else 1
-    chosen = _argus([*base, "--generator-version", str(other)], tmp_path)
+    chosen = run_argus([*base, "--generator-version", str(other)], tmp_path)
     assert chosen.returncode == 0, chosen.stderr
     by_default, by_choice = json.loads(default.stdout), json.loads(chosen.stdout)
     assert by_default["generator_version"] == card.generator_version
@@ -39,11 +30,11 @@ def test_evaluate_uses_the_cards_generator_version_unless_told(tmp_path: Path) -
 
 
 def test_train_refuses_an_unknown_architecture_or_generator_version(tmp_path: Path) -> None:
-    wrong_arch = _argus(["train", "detector", "--domain", "industrial", "--arch", "unet"], tmp_path)
+    wrong_arch = run_argus(["train", "detector", "--domain", "industrial", "--arch", "unet"], tmp_path)
     assert wrong_arch.returncode == 2
     assert "unknown detector architecture 'unet'" in wrong_arch.stderr
     assert "yolo12n" in wrong_arch.stderr
-    wrong_version = _argus(
+    wrong_version = run_argus(
         ["train", "segmenter", "--domain", "medical", "--generator-version", "9"], tmp_path
     )
     assert wrong_version.returncode == 2 and "unknown generator version 9" in wrong_version.stderr
