@@ -7,6 +7,9 @@ from typing import Literal, Protocol
 
 from models.reporter.crops import RoiCrop
 
+# Where an image goes in a message's text. A message without slots has its images before the text.
+IMAGE_SLOT = "<|crop|>"
+
 
 class BackendError(RuntimeError):
     """The backend could not produce an answer (model dir unusable, endpoint down or failing)."""
@@ -19,6 +22,19 @@ class ChatMessage:
     role: Literal["system", "user", "assistant"]
     text: str
     images: tuple[RoiCrop, ...] = ()
+
+
+def message_parts(message: ChatMessage) -> list[str | RoiCrop]:
+    """The message as text pieces and images in reading order (each image at its slot)."""
+    pieces = message.text.split(IMAGE_SLOT)
+    if len(pieces) == 1:
+        return [*message.images, message.text]
+    if len(pieces) - 1 != len(message.images):
+        raise ValueError(f"a message has {len(pieces) - 1} image slots for {len(message.images)} images")
+    parts: list[str | RoiCrop] = [pieces[0]]
+    for image, text in zip(message.images, pieces[1:], strict=True):
+        parts += [image, text]
+    return [p for p in parts if p != ""]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from models.offline import configure_offline_ml
 from models.registry import sha256_file
-from models.reporter.chat import BackendError, ChatMessage, Completion
+from models.reporter.chat import BackendError, ChatMessage, Completion, message_parts
 from models.reporter.config import GenerationSettings
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -89,8 +89,18 @@ def load_vlm(model_dir: Path, sha256: str, device: str) -> LoadedVlm:
     return LoadedVlm(processor, loaded.to(device).eval(), device)
 
 
-def _content(message: ChatMessage) -> list[dict[str, str]]:
-    return [*({"type": "image"} for _ in message.images), {"type": "text", "text": message.text}]
+def chat_turns(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Messages in the chat-template form transformers processors take (images at their slots)."""
+    return [
+        {
+            "role": m.role,
+            "content": [
+                {"type": "text", "text": part} if isinstance(part, str) else {"type": "image"}
+                for part in message_parts(m)
+            ],
+        }
+        for m in messages
+    ]
 
 
 class TransformersBackend:
@@ -117,7 +127,7 @@ class TransformersBackend:
         from PIL import Image
 
         vlm = load_vlm(self.model_dir, self._sha256, self.device)
-        chat = [{"role": m.role, "content": _content(m)} for m in messages]
+        chat = chat_turns(messages)
         images = [Image.open(io.BytesIO(c.png)).convert("RGB") for m in messages for c in m.images]
         try:
             text = vlm.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)

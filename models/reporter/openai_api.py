@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from models.reporter.chat import BackendError, ChatMessage, Completion
+from models.reporter.chat import BackendError, ChatMessage, Completion, message_parts
 from models.reporter.config import GenerationSettings
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -22,14 +22,15 @@ RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
     if not message.images:
         return message.text
-    images = [
-        {
+    return [
+        {"type": "text", "text": part}
+        if isinstance(part, str)
+        else {
             "type": "image_url",
-            "image_url": {"url": f"data:image/png;base64,{base64.b64encode(c.png).decode()}"},
+            "image_url": {"url": f"data:image/png;base64,{base64.b64encode(part.png).decode()}"},
         }
-        for c in message.images
+        for part in message_parts(message)
     ]
-    return [*images, {"type": "text", "text": message.text}]
 
 
 class OpenAIBackend:

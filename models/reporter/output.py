@@ -125,7 +125,7 @@ def grounding_problems(output: ModelOutput, request: ReportRequest) -> list[str]
         problems.append(
             f"finding_count {output.finding_count} contradicts the {len(expected)} findings given"
         )
-    problems += _impression_problems(output.impression, request)
+    problems += impression_problems(output.impression, request)
     return problems
 
 
@@ -153,7 +153,27 @@ def _stated_counts(impression: str, label: str) -> list[int]:
     ]
 
 
-def _impression_problems(impression: str, request: ReportRequest) -> list[str]:
+_MM = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*mm\b")
+
+
+def _impression_size_problems(impression: str, request: ReportRequest) -> list[str]:
+    """Sizes in mm the impression states that no finding measures (within rounding)."""
+    measured = [
+        value
+        for f in request.findings
+        for value in (longest_mm(f), f.width_mm, f.height_mm, f.depth_mm)
+        if value is not None
+    ]
+    problems = []
+    for match in _MM.finditer(impression):
+        stated = float(match.group(1))
+        if not any(abs(stated - m) <= max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * m) for m in measured):
+            problems.append(f"the impression states {match.group(0)}, which no finding measures")
+    return problems
+
+
+def impression_problems(impression: str, request: ReportRequest) -> list[str]:
+    """Counts the impression states that contradict the findings (and 'all parts pass' with defects)."""
     totals: dict[str, int] = {}
     for f in request.findings:
         totals[f.label] = totals.get(f.label, 0) + 1
@@ -167,6 +187,7 @@ def _impression_problems(impression: str, request: ReportRequest) -> list[str]:
             wrong = count != total if request.domain == "medical" else count > total
             if wrong:
                 problems.append(f"the impression states {count} {label}(s), but {total} were detected")
+    problems += _impression_size_problems(impression, request)
     passes_all = re.search(r"\ball\b[^.]*\bpass", impression.lower())
     if request.domain == "industrial" and request.findings and passes_all:
         problems.append(f"the impression passes all parts, but {len(request.findings)} defects were detected")

@@ -9,13 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
-from models.reporter.chat import ChatMessage
+from models.reporter.chat import IMAGE_SLOT, ChatMessage
 from models.reporter.crops import RoiCrop
 from models.reporter.schema import FindingInput, ReportRequest
-from models.reporter.template import describe_location, describe_size
+from models.reporter.template import describe_location, describe_size, flagged_parts
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 
 # The JSON the parser reads (models/reporter/output.py); shown to the model verbatim.
 OUTPUT_SCHEMA = (
@@ -66,17 +66,31 @@ def longest_mm(finding: FindingInput) -> float | None:
 
 
 def _finding_line(finding: FindingInput, domain: str, crop_number: int | None) -> str:
-    return json.dumps(
+    # Fields in the answer's order first: the values to copy sit right after what the answer repeats.
+    line = json.dumps(
         {
             "index": finding.index,
             "label": finding.label,
-            "score": round(finding.score, 2),
             "longest_mm": longest_mm(finding),
+            "score": round(finding.score, 2),
             "size": describe_size(finding),
             "location": describe_location(finding, domain),
             "crop": crop_number,
         }
     )
+    return line if crop_number is None else line + IMAGE_SLOT  # each crop right after its finding
+
+
+def findings_summary(request: ReportRequest) -> str:
+    """What the findings add up to, computed here: a model asked to count or take a maximum is where
+    contradictions come from."""
+    if not request.findings:
+        return ""
+    if request.domain == "medical":
+        sizes = [size for f in request.findings if (size := longest_mm(f)) is not None]
+        return f"Largest: {max(sizes)} mm." if sizes else "Sizes are in px only."
+    parts = flagged_parts(request)
+    return f"Flagged parts ({len(parts)} of {request.images_examined}): {'; '.join(parts)}."
 
 
 def build_messages(request: ReportRequest, crops: list[RoiCrop], prompt: PromptTemplate) -> list[ChatMessage]:
@@ -92,6 +106,7 @@ def build_messages(request: ReportRequest, crops: list[RoiCrop], prompt: PromptT
         modality=request.modality or "unknown",
         images_examined=request.images_examined,
         count=len(request.findings),
+        summary=findings_summary(request),
         findings="\n".join(lines) or "(none)",
         schema=OUTPUT_SCHEMA,
     )
@@ -103,5 +118,5 @@ def build_messages(request: ReportRequest, crops: list[RoiCrop], prompt: PromptT
 
 def repair_messages(messages: list[ChatMessage], answer: str, problems: list[str]) -> list[ChatMessage]:
     """The conversation plus the rejected answer and a request to fix the listed problems."""
-    text = load_prompt("repair").render("user", problems="; ".join(problems))
+    text = load_prompt("repair", "v1").render("user", problems="; ".join(problems))
     return [*messages, ChatMessage("assistant", answer), ChatMessage("user", text)]

@@ -14,6 +14,14 @@ def count_labels(findings: list[FindingInput]) -> str:
     return ", ".join(f"{n} {label}{'s' if n > 1 else ''}" for label, n in sorted(counts.items()))
 
 
+def flagged_parts(request: ReportRequest) -> list[str]:
+    """ "part-003.png (1 dent, 1 scratch)" for every image with findings, in order of first finding."""
+    by_image: dict[str, list[FindingInput]] = {}
+    for f in request.findings:
+        by_image.setdefault(f.image_name or "image", []).append(f)
+    return [f"{name} ({count_labels(items)})" for name, items in by_image.items()]
+
+
 OPPOSITE = {
     "right": "left",
     "left": "right",

@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from models.reporter.chat import IMAGE_SLOT, ChatMessage, message_parts
 from models.reporter.config import CropSettings
 from models.reporter.crops import CropRegion, crop_window, roi_crops
 from models.reporter.deid import DATE_REMOVED, Deidentifier
+from models.reporter.local_vlm import chat_turns
 from models.reporter.prompts import build_messages, load_prompt
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -41,17 +43,35 @@ def test_crop_of_a_missing_frame_names_the_finding() -> None:
 
 def test_prompts_are_versioned_per_domain_and_state_the_findings(medical_request: Any) -> None:
     medical, industrial = load_prompt("medical"), load_prompt("industrial")
-    assert (medical.version, industrial.version) == ("medical-v1", "industrial-v1")
+    assert (medical.version, industrial.version) == ("medical-v2", "industrial-v2")
     system, user = build_messages(medical_request, [], medical)
     assert system.role == "system" and "radiology" in system.text
     assert (
-        '"longest_mm": 15.2' in user.text
+        '{"index": 1, "label": "lesion", "longest_mm": 15.2,' in user.text
         and '"location": "right anterior image quadrant, slice 3"' in user.text
     )
+    # What the findings add up to is computed, not left to the model.
+    assert "found 2 finding(s). Largest: 15.2 mm." in user.text
     assert '"finding_count": <int>' in user.text  # the output schema the parser reads
     assert medical_request.study_uid not in user.text  # only what the model needs
     with pytest.raises(ValueError, match=r"no prompt medical_v9\.txt"):
         load_prompt("medical", "v9")
+
+
+def test_each_crop_follows_its_finding_in_every_backend_format(medical_request: Any) -> None:
+    frames = [np.full((256, 256), 90, np.uint8)]
+    regions = [CropRegion(f.index, 0, f.box, f.score) for f in medical_request.findings]
+    crops = roi_crops(frames, regions, CropSettings(max_crops=1))  # the cap leaves finding 2 uncropped
+    user = build_messages(medical_request, crops, load_prompt("medical"))[1]
+    parts = message_parts(user)
+    assert [type(p).__name__ for p in parts] == ["str", "RoiCrop", "str"]
+    assert str(parts[0]).endswith('"crop": 1}') and '"index": 2' in str(parts[2])
+    assert '"crop": null' in str(parts[2])
+    turns = chat_turns([user])[0]["content"]
+    assert [c["type"] for c in turns] == ["text", "image", "text"]
+    with pytest.raises(ValueError, match="1 image slots for 0 images"):
+        message_parts(ChatMessage("user", f"a{IMAGE_SLOT}b"))
+    assert message_parts(ChatMessage("user", "text", tuple(crops))) == [crops[0], "text"]
 
 
 def test_deidentifier_pseudonymizes_uids_and_ids_and_removes_dates() -> None:

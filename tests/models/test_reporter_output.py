@@ -107,3 +107,13 @@ def test_inspection_impression_may_count_per_part_but_never_more_than_found() ->
     assert "finding #1 has no size in mm, yet the answer states 4.0 mm" in _problems(
         request, json.dumps(invented_mm)
     )
+
+
+def test_impression_sizes_must_be_measured_ones(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    text = good_answer(medical_request, impression="2 lesions detected; largest 31.5 mm. Review.")
+    assert _problems(medical_request, text) == ["the impression states 31.5 mm, which no finding measures"]
+    # Any measured dimension may be quoted, within rounding; areas (mm2) are not sizes.
+    fine = "2 lesions; 15.2 x 12.1 mm, area 180.2 mm2; the other 11.9 mm. Recommend review."
+    assert _problems(medical_request, good_answer(medical_request, impression=fine)) == []
