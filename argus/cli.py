@@ -36,6 +36,7 @@ class DomainOption(StrEnum):
 class ModelKind(StrEnum):
     detector = "detector"
     segmenter = "segmenter"
+    reporter = "reporter"
 
 
 class SegmenterArchOption(StrEnum):
@@ -262,7 +263,7 @@ def runs(
 
 @app.command()
 def train(
-    kind: Annotated[ModelKind, typer.Argument(help="detector or segmenter")],
+    kind: Annotated[ModelKind, typer.Argument(help="detector, segmenter or reporter")],
     domain: Annotated[DomainOption, typer.Option(help="Which domain's model.")],
     epochs: Annotated[int, typer.Option(help="Detector epochs.")] = 20,
     steps: Annotated[int, typer.Option(help="Segmenter optimizer steps.")] = 600,
@@ -276,9 +277,13 @@ def train(
     generator_version: Annotated[
         int, typer.Option(help="Synthetic data generator version (models.synthetic.GENERATORS).")
     ] = 2,
-    images: Annotated[int, typer.Option(min=1, help="Detector training images.")] = 240,
+    images: Annotated[
+        int | None,
+        typer.Option(min=1, help="Training images (detector, default 240) or studies (reporter, 3000)."),
+    ] = None,
     hours: Annotated[
-        float | None, typer.Option(min=0.01, help="Detector: train this long instead of --epochs.")
+        float | None,
+        typer.Option(min=0.01, help="Detector: train this long instead of --epochs. Reporter: default 0.25."),
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     output: Annotated[Path | None, typer.Option(help="Weights path; default the shipped file.")] = None,
@@ -290,6 +295,9 @@ def train(
     from models.segmenter import CONFIGS
     from models.train import DETECTOR_ARCHS, train_detector, train_segmenter
 
+    if kind is ModelKind.reporter:
+        _train_reporter(domain.value, images or 3000, hours or 0.25, seed, generator_version, output)
+        return
     archs = DETECTOR_ARCHS if kind is ModelKind.detector else tuple(CONFIGS)
     chosen = arch or archs[0]
     if chosen not in archs:
@@ -302,7 +310,7 @@ def train(
             domain.value,
             work,
             epochs=epochs,
-            n_train=images,
+            n_train=images or 240,
             seed=seed,
             arch=chosen,
             generator_version=generator_version,
@@ -321,6 +329,20 @@ def train(
     print(card.model_dump_json(indent=2))
 
 
+def _train_reporter(
+    domain: str, studies: int, hours: float, seed: int, generator_version: int, output: Path | None
+) -> None:
+    """Train, score and write the domain's own reporter VLM; print its card."""
+    _require_generator(generator_version)
+    from models.reporter.train_vlm import TrainSettings, train_reporter
+
+    settings = TrainSettings(
+        domain=domain, minutes=hours * 60, n_train=studies, seed=seed, generator_version=generator_version
+    )
+    card = train_reporter(settings, output=output, log=lambda line: err.print(line, highlight=False))
+    print(card.model_dump_json(indent=2))
+
+
 @app.command()
 def evaluate(
     domain: Annotated[DomainOption, typer.Option(help="Which domain's models.")],
@@ -334,8 +356,17 @@ def evaluate(
         int | None,
         typer.Option(help="Synthetic data generator version; default the one the detector's card names."),
     ] = None,
+    reporter_studies: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=2000,
+            help="Held-out studies for the reporter VLM (ARGUS_REPORTER_MODEL or ours); 0 skips it.",
+        ),
+    ] = 100,
 ) -> None:
-    """Detector mAP50 and segmenter Dice, per class, on the regenerated held-out synthetic split."""
+    """Detector mAP50 and segmenter Dice per class, and the reporter VLM's rates, on regenerated
+    held-out synthetic splits."""
     settings = get_settings()
     configure_environment(settings)
     from models.evaluation import evaluate_domain
@@ -368,6 +399,15 @@ def evaluate(
         operating_confidence=settings.detector_confidence,
         generator_version=generator_version,
     )
+    reporter_card = None
+    if reporter_studies:
+        from models.reporter.chat import BackendError
+
+        try:
+            report["reporter"], reporter_card = _evaluate_reporter(name, reporter_studies, seed)
+        except (WeightsError, BackendError) as exc:
+            err.print(f"[red]cannot evaluate the reporter:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
     if write_cards:
         from models.registry import record_evaluation
 
@@ -381,10 +421,34 @@ def evaluate(
         for ref, result in evaluated:
             if read_card(ref.path) is not None:  # user weights without a card are left alone
                 record_evaluation(ref.path, {**split, **result})
+        if reporter_card is not None:
+            record_evaluation(reporter_card, report["reporter"])
     if as_json:
         print(json.dumps(report, indent=2))
     else:
         _print_evaluation(report)
+
+
+def _evaluate_reporter(domain: str, studies: int, seed: int) -> tuple[dict[str, Any], Path | None]:
+    """The configured local reporter VLM (else the shipped one) on held-out studies of the generator
+    version it was trained on; with the model dir to record it in when it is the shipped one."""
+    from models.registry import read_card
+    from models.reporter.evaluation import evaluate_reporter_model
+    from models.reporter.shipped import verified_shipped_reporter
+    from tasks import resources
+
+    settings = get_settings()
+    if settings.reporter == "transformers" and settings.reporter_model:
+        model_dir, shipped = Path(settings.reporter_model).expanduser().resolve(), None
+        card = read_card(model_dir)
+    else:
+        model_dir, card = verified_shipped_reporter(domain)
+        shipped = model_dir
+    version = card.generator_version if card is not None else 2
+    result = evaluate_reporter_model(
+        model_dir, domain, studies=studies, seed=seed, generator_version=version, device=resources.device()
+    )
+    return result, shipped
 
 
 def _require_generator(version: int) -> None:
@@ -398,6 +462,19 @@ def _require_generator(version: int) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+REPORTER_RATES = (
+    "well_formed",
+    "no_contradiction",
+    "count_agrees",
+    "class_agrees",
+    "size_band_agrees",
+    "appearance_agrees",
+    "accepted_first",
+    "accepted_after_repair",
+    "fell_back",
+)
 
 
 def _print_evaluation(report: dict[str, Any]) -> None:
@@ -436,6 +513,18 @@ def _print_evaluation(report: dict[str, Any]) -> None:
         for cls, c in seg["per_class"].items():
             seg_table.add_row("", "", cls, _fmt(c["dice"]), str(c["rois"]))
     console.print(seg_table)
+    rep = report.get("reporter")
+    if rep is not None:
+        rep_table = Table(
+            title=f"Reporter {rep['model']} on {rep['studies']} held-out studies "
+            f"(generator v{rep['generator_version']}, seed {rep['held_out_seed']}): first answers"
+        )
+        rep_table.add_column("rate")
+        rep_table.add_column("value")
+        for key in REPORTER_RATES:
+            rep_table.add_row(key.replace("_", " "), _fmt(rep[key]))
+        rep_table.add_row("seconds per study (median)", _fmt(rep["seconds_per_study_median"]))
+        console.print(rep_table)
 
 
 register(app)  # audit, token, purge, api

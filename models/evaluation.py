@@ -17,10 +17,9 @@ import numpy as np
 from models.detector import Detector, suppress_nested
 from models.registry import WeightsRef
 from models.segmenter import Segmenter, SegmenterConfig, crop_roi, roi_window
-from models.synthetic import Sample
+from models.synthetic import HELD_OUT_OFFSET, Sample
 from models.types import Detection
 
-HELD_OUT_OFFSET = 10_000
 IOU_THRESHOLD = 0.5
 # ultralytics' val settings: a low confidence keeps the whole precision/recall curve.
 EVAL_CONFIDENCE = 0.001

@@ -21,6 +21,8 @@ import numpy as np
 from models.preprocess import ct_to_uint8, normalize_to_uint8
 
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 (exclusive), pixels
+# The held-out split of any model is drawn with the training seed plus this (never trained on).
+HELD_OUT_OFFSET = 10_000
 # A lesion section smaller than this is not labelled as an instance (too small to see or to train on).
 MIN_SECTION_PX = 6
 

@@ -9,86 +9,16 @@ from typing import Any
 
 import pytest
 from chat_server import ChatServer, serve_chat
-
-# A chat template that numbers nothing and drops nothing: system/user/assistant turns, images inline.
-_CHAT_TEMPLATE = (
-    "{% for m in messages %}<s>{{ m['role'] }}: "
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
-    "{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "</s>{% endfor %}{% if add_generation_prompt %}<s>assistant: {% endif %}"
-)
+from user_models import TINY_VLM
 
 
 def build_tiny_llava(out: Path) -> Path:
     """A LLaVA-style VLM from configs with random weights, its own BPE tokenizer and processor."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
+    from models.reporter.tiny_vlm import build_tiny_vlm, save_tiny_vlm, train_tokenizer
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<pad>", "<s>", "</s>", "<image>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
     corpus = ['{"finding_count": 1, "findings": [{"index": 1, "label": "lesion"}], "impression": "1 lesion"}']
-    bpe.train_from_iterator(corpus * 20, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-    )
-    text = LlamaConfig(
-        vocab_size=bpe.get_vocab_size(),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_id=bpe.token_to_id("<image>"),
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).save_pretrained(out)
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=tokenizer,
-        patch_size=8,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=_CHAT_TEMPLATE,
-    )
-    processor.save_pretrained(out)
-    return out
+    tokenizer = train_tokenizer(corpus * 20, vocab_size=400)
+    return save_tiny_vlm(*build_tiny_vlm(TINY_VLM, tokenizer), out)
 
 
 @pytest.fixture(scope="session")
