@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     detector_batch: int = Field(default=8, ge=1, le=256)
     reporter: Literal["template", "transformers", "openai"] = "template"
     reporter_model: str | None = Field(
-        default=None, description="transformers: a local model directory; openai: the endpoint's model name."
+        default=None,
+        description="transformers: a local model directory (default: our own model of the study's domain); "
+        "openai: the endpoint's model name.",
     )
     reporter_url: str | None = Field(
         default=None, description="OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1."
@@ -129,10 +131,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_reporter_backend(self) -> Settings:
-        if self.reporter == "transformers" and not self.reporter_model:
-            raise ValueError(
-                "ARGUS_REPORTER=transformers needs ARGUS_REPORTER_MODEL (a local model directory)"
-            )
         if self.reporter == "openai" and not (self.reporter_url and self.reporter_model):
             raise ValueError(
                 "ARGUS_REPORTER=openai needs ARGUS_REPORTER_URL (the API base) and ARGUS_REPORTER_MODEL"

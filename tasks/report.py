@@ -69,7 +69,11 @@ def _volume_fields(finding: SegmentedFinding) -> dict[str, Any]:
 def report_context(study: LoadedStudy, findings: list[SegmentedFinding]) -> ReportContext:
     """ROI crops of the findings (from the study's frames) and the identifiers that must not leave."""
     regions = [CropRegion(f.index, f.frame, f.box, f.score) for f in findings]
-    crops = roi_crops(fetch_frames(study.frames_archive), regions, reporter_config().crops) if regions else []
+    crops = (
+        roi_crops(fetch_frames(study.frames_archive), regions, reporter_config(study.domain).crops)
+        if regions
+        else []
+    )
     uids = {uid for frame in study.frames for uid in (frame.series_uid, frame.sop_instance_uid) if uid}
     known = (study.patient_id, study.accession_number, study.study_uid, *sorted(uids))
     return ReportContext(crops=tuple(crops), identifiers=tuple(x for x in known if x))
@@ -80,7 +84,7 @@ def report(study: LoadedStudy, run: RunHandle, findings: list[SegmentedFinding])
     """Write the study's report with the configured reporter backend."""
     started = utcnow()
     renew_lease(run)
-    writer = reporter()
+    writer = reporter(study.domain)
     request = report_request(study, findings)
     if writer.name == "template":
         result = writer.generate(request)

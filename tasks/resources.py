@@ -20,6 +20,7 @@ from models.reporter import CropSettings, GenerationSettings, ReportCache, Repor
 from models.reporter import get_reporter as build_reporter
 from models.reporter.local_vlm import weights_sha256 as reporter_weights_sha256
 from models.reporter.prompts import load_prompt
+from models.reporter.shipped import verified_shipped_reporter
 from models.segmenter import Segmenter, load_segmenter
 from tasks.types import ModelRef
 
@@ -79,12 +80,24 @@ def segmenter(domain: str) -> Segmenter:
     return load_segmenter(w.path, w.sha256, device(), get_settings().segmenter_arch(domain))
 
 
-def reporter_config() -> ReporterConfig:
-    """The report backend and its generation and crop settings, from the settings."""
+@lru_cache(maxsize=2)
+def shipped_reporter_model(domain: str) -> Path:
+    """Our own reporter VLM of a domain, verified against its model card once per process."""
+    return verified_shipped_reporter(domain)[0]
+
+
+def reporter_config(domain: str | None = None) -> ReporterConfig:
+    """The report backend and its generation and crop settings, from the settings.
+
+    ``transformers`` without ARGUS_REPORTER_MODEL means our own shipped model of ``domain``.
+    """
     s = get_settings()
+    model = s.reporter_model
+    if s.reporter == "transformers" and model is None and domain is not None:
+        model = str(shipped_reporter_model(domain))
     return ReporterConfig(
         backend=s.reporter,
-        model=s.reporter_model,
+        model=model,
         url=s.reporter_url,
         api_key=s.reporter_api_key,
         timeout=s.reporter_timeout,
@@ -125,9 +138,10 @@ def _reporter(config: ReporterConfig, device: str, weights: str | None) -> Repor
     return build_reporter(config, device=device, cache=cache, deid_key=deid_key())
 
 
-def reporter() -> Reporter:
-    """The configured reporter (language-model backends cache answers in the object store)."""
-    config = reporter_config()
+def reporter(domain: str) -> Reporter:
+    """The configured reporter for a domain's studies (language-model backends cache answers in the
+    object store)."""
+    config = reporter_config(domain)
     return _reporter(config, device(), _reporter_weights(config))
 
 
@@ -150,7 +164,7 @@ def reporter_parameters(domain: str | None) -> dict[str, object]:
     The template is named only, as before; a language model adds its model, weights, endpoint, prompt
     version and generation and crop settings. Timeout, retries and the API key change no text.
     """
-    config = reporter_config()
+    config = reporter_config(domain)
     if config.backend == "template":
         return {"reporter": "template"}
     return {
@@ -176,5 +190,6 @@ def clear_caches() -> None:
         get_settings,
         deid_key,
         _reporter,
+        shipped_reporter_model,
     ):
         fn.cache_clear()

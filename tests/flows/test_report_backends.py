@@ -1,4 +1,5 @@
-"""A CT study through Prefect with the OpenAI-compatible reporter: crops out, identifiers kept in."""
+"""A CT study through Prefect with language-model reporters: an OpenAI-compatible endpoint (crops out,
+identifiers kept in) and our own shipped VLM."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")
 
 def _echo_findings(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """A well-behaved model: restates the findings listed in the prompt, as the schema asks."""
-    prompt = next(p["text"] for p in body["messages"][1]["content"] if p["type"] == "text")
+    prompt = "".join(p["text"] for p in body["messages"][1]["content"] if p["type"] == "text")
     listed = [json.loads(line) for line in prompt.splitlines() if line.startswith('{"index"')]
     findings = [
         {
@@ -81,3 +82,36 @@ def test_openai_reporter_in_the_flow(
         str(header.PatientName),
     ):
         assert identifier not in sent
+
+
+def test_our_own_vlm_reports_in_the_flow(
+    argus_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from argus.db import db_session
+    from argus.results import study_result
+    from flows.batch import analyze_paths
+    from models.registry import read_card
+    from models.reporter.shipped import shipped_reporter_dir
+    from tasks.resources import clear_caches
+
+    monkeypatch.setenv("ARGUS_REPORTER", "transformers")  # no model named: our own, per domain
+    clear_caches()
+    ct_dir, surfaces = write_demo_inputs(tmp_path / "inputs")
+    outcome = analyze_paths([str(ct_dir), str(surfaces)])
+    assert not outcome.errors and len(outcome.run_ids) == 2
+    with db_session() as session:
+        results = [study_result(session, run_id) for run_id in outcome.run_ids]
+    for result in results:
+        report = result["report"]
+        domain = report["domain"]
+        card = read_card(shipped_reporter_dir(domain))
+        assert card is not None
+        provenance = report["provenance"]
+        assert report["reporter"] == "transformers" and report["ai_generated"]
+        assert provenance["model"] == str(shipped_reporter_dir(domain))
+        assert provenance["weights_sha256"] == card.sha256
+        assert provenance["prompt_version"] == f"{domain}-v2" and not provenance["deidentified"]
+        # Whoever wrote it (the model, or the template after a rejected answer), it states the findings.
+        assert [f["index"] for f in report["findings"]] == [f["index"] for f in result["findings"]]
+        if provenance["fallback_reason"] is None:
+            assert all(f["description"] for f in report["findings"])

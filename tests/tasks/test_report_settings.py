@@ -12,8 +12,6 @@ from argus.settings import Settings
 
 
 def test_language_model_backends_need_their_model_and_endpoint() -> None:
-    with pytest.raises(ValidationError, match="ARGUS_REPORTER=transformers needs ARGUS_REPORTER_MODEL"):
-        Settings(reporter="transformers")
     with pytest.raises(ValidationError, match="ARGUS_REPORTER=openai needs ARGUS_REPORTER_URL"):
         Settings(reporter="openai", reporter_model="m")
     with pytest.raises(ValidationError, match="must be an http"):
@@ -38,7 +36,7 @@ def test_a_different_reporter_gives_a_different_run(argus_env: Path, monkeypatch
     monkeypatch.setenv("ARGUS_REPORTER_MODEL", "qwen2-vl")
     clear_caches()
     remote = run_parameters("medical")
-    assert remote["reporter"] == "openai" and remote["reporter_prompt"].startswith("medical-v1:")
+    assert remote["reporter"] == "openai" and remote["reporter_prompt"].startswith("medical-v2:")
     assert remote["reporter_generation"] == {
         "max_new_tokens": 768,
         "temperature": 0.0,
@@ -65,3 +63,22 @@ def test_deid_key_is_created_once_and_private(argus_env: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     clear_caches()
     assert deid_key() == key
+
+
+def test_transformers_without_a_model_means_our_own_verified_model(
+    argus_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.study import run_parameters
+    from models.registry import read_card
+    from models.reporter.shipped import shipped_reporter_dir
+    from tasks.resources import clear_caches, reporter_config
+
+    monkeypatch.setenv("ARGUS_REPORTER", "transformers")
+    clear_caches()
+    for domain in ("medical", "industrial"):
+        shipped = shipped_reporter_dir(domain)
+        assert reporter_config(domain).model == str(shipped)
+        card = read_card(shipped)
+        assert card is not None
+        params = run_parameters(domain)
+        assert params["reporter_model"] == str(shipped) and params["reporter_weights_sha256"] == card.sha256
