@@ -43,7 +43,18 @@ def _models() -> list[str]:
     return section()
 
 
-SECTIONS: dict[str, Callable[[], list[str]]] = {"flow": _flow, "models": _models, "audit": _audit}
+def _reporter() -> list[str]:
+    from benchmarks.reporter import section
+
+    return section()
+
+
+SECTIONS: dict[str, Callable[[], list[str]]] = {
+    "flow": _flow,
+    "models": _models,
+    "reporter": _reporter,
+    "audit": _audit,
+}
 
 
 def _marker(name: str) -> tuple[str, str]:
