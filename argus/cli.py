@@ -446,7 +446,13 @@ def _evaluate_reporter(domain: str, studies: int, seed: int) -> tuple[dict[str, 
         shipped = model_dir
     version = card.generator_version if card is not None else 2
     result = evaluate_reporter_model(
-        model_dir, domain, studies=studies, seed=seed, generator_version=version, device=resources.device()
+        model_dir,
+        domain,
+        studies=studies,
+        seed=seed,
+        generator_version=version,
+        device=resources.device(),
+        guided=settings.reporter_guided,  # the decoding production uses (ARGUS_REPORTER_GUIDED)
     )
     return result, shipped
 
@@ -517,7 +523,8 @@ def _print_evaluation(report: dict[str, Any]) -> None:
     if rep is not None:
         rep_table = Table(
             title=f"Reporter {rep['model']} on {rep['studies']} held-out studies "
-            f"(generator v{rep['generator_version']}, seed {rep['held_out_seed']}): first answers"
+            f"(generator v{rep['generator_version']}, seed {rep['held_out_seed']}, {rep['decoding']} "
+            "decoding): first answers"
         )
         rep_table.add_column("rate")
         rep_table.add_column("value")

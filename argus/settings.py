@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     reporter_max_new_tokens: int = Field(default=768, ge=16, le=8192)
     reporter_temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 = greedy (no sampling).")
     reporter_top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    reporter_guided: bool = Field(
+        default=True,
+        description="transformers: the answer's fixed values come from the findings; the model writes text.",
+    )
     reporter_max_crops: int = Field(default=8, ge=0, le=64, description="ROI crops sent per study.")
     reporter_crop_margin: float = Field(
         default=0.5, ge=0.0, le=4.0, description="Context around a box, as a fraction of its size."

@@ -106,6 +106,7 @@ def reporter_config(domain: str | None = None) -> ReporterConfig:
             max_new_tokens=s.reporter_max_new_tokens,
             temperature=s.reporter_temperature,
             top_p=s.reporter_top_p,
+            guided=s.reporter_guided,
         ),
         crops=CropSettings(
             max_crops=s.reporter_max_crops, margin=s.reporter_crop_margin, max_side=s.reporter_crop_size

@@ -7,6 +7,7 @@ from typing import Literal, Protocol
 
 from models.reporter.crops import RoiCrop
 
+Skeleton = tuple[str | None, ...]  # fixed answer text, None where the model writes a JSON string
 # Where an image goes in a message's text. A message without slots has its images before the text.
 IMAGE_SLOT = "<|crop|>"
 
@@ -59,6 +60,10 @@ class ChatBackend(Protocol):
         """What identifies the model that answers (for cache keys and provenance)."""
         ...
 
-    def complete(self, messages: list[ChatMessage]) -> Completion:
-        """The model's answer to ``messages``; raises ``BackendError`` when none can be had."""
+    def complete(self, messages: list[ChatMessage], skeleton: Skeleton | None = None) -> Completion:
+        """The model's answer to ``messages``; raises ``BackendError`` when none can be had.
+
+        With a ``skeleton`` (``output.answer_skeleton``), a backend that can guide its decoding writes
+        the fixed parts as given and generates only the strings; others ignore it.
+        """
         ...

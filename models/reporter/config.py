@@ -15,6 +15,9 @@ class GenerationSettings(BaseModel):
     max_new_tokens: int = Field(default=768, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)  # 0 means greedy decoding
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    # Guided decoding (local models): the answer's fixed values (count, indices, labels, sizes) are
+    # written from the findings and the model writes the strings (descriptions, impression).
+    guided: bool = True
 
     @property
     def do_sample(self) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models.reporter.base import ReportContext
-from models.reporter.chat import ChatBackend, ChatMessage, Completion
+from models.reporter.chat import ChatBackend, ChatMessage, Completion, Skeleton
 from models.reporter.config import GenerationSettings
 from models.reporter.grounded import GroundedReporter
 from models.reporter.output import (
@@ -53,10 +53,10 @@ class RecordingBackend:
         """The wrapped backend's identity."""
         return self.inner.identity()
 
-    def complete(self, messages: list[ChatMessage]) -> Completion:
+    def complete(self, messages: list[ChatMessage], skeleton: Skeleton | None = None) -> Completion:
         """The wrapped backend's answer, recorded with its wall time."""
         started = time.perf_counter()
-        completion = self.inner.complete(messages)
+        completion = self.inner.complete(messages, skeleton)
         self.completions.append((completion, time.perf_counter() - started))
         return completion
 
@@ -159,12 +159,13 @@ def evaluate_reporter_model(
     seed: int = 0,
     generator_version: int = 2,
     device: str = "cpu",
+    guided: bool = True,
 ) -> dict[str, Any]:
     """A local VLM's rates on ``studies`` held-out synthetic studies (seed ``seed + 10 000``), with greedy
-    decoding: the production default."""
+    decoding, guided (the production default) or free."""
     from models.reporter.local_vlm import TransformersBackend, weights_sha256
 
-    generation = GenerationSettings()
+    generation = GenerationSettings(guided=guided)
     held_out_seed = seed + HELD_OUT_OFFSET
     examples = reporter_examples(domain, held_out_seed, studies, version=generator_version)
     rates = evaluate_reporter(TransformersBackend(model_dir, device, generation), examples, generation)
@@ -173,5 +174,6 @@ def evaluate_reporter_model(
         "weights_sha256": weights_sha256(model_dir),
         "held_out_seed": held_out_seed,
         "generator_version": generator_version,
+        "decoding": "guided" if guided else "free",
         **rates,
     }

@@ -14,7 +14,13 @@ from models.reporter.cache import CachedAnswer, ReportCache, cache_key
 from models.reporter.chat import BackendError, ChatBackend, ChatMessage, Completion
 from models.reporter.config import GenerationSettings
 from models.reporter.deid import Deidentifier
-from models.reporter.output import ModelOutput, OutputError, grounding_problems, parse_output
+from models.reporter.output import (
+    ModelOutput,
+    OutputError,
+    answer_skeleton,
+    grounding_problems,
+    parse_output,
+)
 from models.reporter.prompts import build_messages, load_prompt, repair_messages
 from models.reporter.schema import Report, ReportProvenance, ReportRequest
 from models.reporter.template import TemplateReporter, grounded_findings, render_report
@@ -91,15 +97,16 @@ class GroundedReporter:
         provenance: ReportProvenance,
     ) -> Report:
         attempts = 0
+        skeleton = answer_skeleton(request) if self.generation.guided else None
         try:
-            completion = self.backend.complete(messages)
+            completion = self.backend.complete(messages, skeleton)
             attempts += 1
             try:
                 output = accept(completion, request)
             except OutputError as first:
                 # One repair: the model sees its answer and what was wrong with it.
                 repair = repair_messages(messages, completion.text, first.problems)
-                completion = self.backend.complete(deid.scrub_messages(repair) if deid else repair)
+                completion = self.backend.complete(deid.scrub_messages(repair) if deid else repair, skeleton)
                 attempts += 1
                 try:
                     output = accept(completion, request)

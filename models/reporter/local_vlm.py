@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 from models.offline import configure_offline_ml
 from models.registry import sha256_file
-from models.reporter.chat import BackendError, ChatMessage, Completion, message_parts
+from models.reporter.chat import BackendError, ChatMessage, Completion, Skeleton, message_parts
 from models.reporter.config import GenerationSettings
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -121,8 +123,9 @@ class TransformersBackend:
         """Backend, model dir and the sha256 of its weights."""
         return {"backend": self.name, "model": self.model, "weights_sha256": self.weights_sha256}
 
-    def complete(self, messages: list[ChatMessage]) -> Completion:
-        """Greedy (or sampled, with a temperature) generation of at most ``max_new_tokens`` tokens."""
+    def complete(self, messages: list[ChatMessage], skeleton: Skeleton | None = None) -> Completion:
+        """Greedy (or sampled, with a temperature) generation of at most ``max_new_tokens`` tokens;
+        with a ``skeleton``, guided: only its open strings are generated."""
         import torch
         from PIL import Image
 
@@ -134,12 +137,10 @@ class TransformersBackend:
             inputs = vlm.processor(text=text, images=images or None, return_tensors="pt").to(vlm.device)
         except (ValueError, TypeError, KeyError) as exc:
             raise BackendError(f"the processor of {self.model_dir} cannot encode the prompt: {exc}") from exc
-        g = self.generation
-        options: dict[str, Any] = {"max_new_tokens": g.max_new_tokens, "do_sample": g.do_sample}
-        if g.do_sample:
-            options |= {"temperature": g.temperature, "top_p": g.top_p}
         with torch.inference_mode():
-            output = vlm.model.generate(**inputs, **options)
+            if skeleton is not None:
+                return self._guided(vlm, inputs, skeleton)
+            output = vlm.model.generate(**inputs, **self._options(self.generation.max_new_tokens))
         prompt_length = inputs["input_ids"].shape[1]
         new_tokens = output[0, prompt_length:]
         eos = vlm.model.generation_config.eos_token_id
@@ -147,7 +148,69 @@ class TransformersBackend:
         ended = len(new_tokens) > 0 and int(new_tokens[-1]) in eos_ids
         return Completion(
             text=vlm.processor.decode(new_tokens, skip_special_tokens=True),
-            truncated=not ended and len(new_tokens) >= g.max_new_tokens,
+            truncated=not ended and len(new_tokens) >= self.generation.max_new_tokens,
             prompt_tokens=int(prompt_length),
             completion_tokens=len(new_tokens),
         )
+
+    def _options(self, max_new_tokens: int) -> dict[str, Any]:
+        g = self.generation
+        options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": g.do_sample}
+        if g.do_sample:
+            options |= {"temperature": g.temperature, "top_p": g.top_p}
+        return options
+
+    def _guided(self, vlm: LoadedVlm, inputs: Any, skeleton: Skeleton) -> Completion:
+        """Write the skeleton's fixed parts and generate each open string up to its closing quote.
+
+        Each string is generated from the prompt plus the answer so far, with an equal share of
+        ``max_new_tokens``; generation stops at the first token holding a quote or a line break, and
+        the string ends there (JSON strings hold neither raw). A string cut at its share is kept.
+        """
+        import torch
+
+        tokenizer = vlm.processor.tokenizer
+        quote = _QuoteStop(tokenizer, inputs["input_ids"].shape[1])
+        answer, generated, budget_hit = "", 0, False
+        share = max(1, self.generation.max_new_tokens // max(1, skeleton.count(None)))
+        for part in skeleton:
+            if part is not None:
+                answer += part
+                continue
+            # An equal share of the token budget per string: one rambling string cannot starve the rest.
+            budget = min(share, self.generation.max_new_tokens - generated)
+            if budget <= 0:  # out of tokens: the string stays empty, and the answer is truncated
+                budget_hit = True
+                continue
+            so_far = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            ids = torch.cat([inputs["input_ids"], so_far.to(vlm.device)], dim=1)
+            step = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
+            quote.start = ids.shape[1]
+            output = vlm.model.generate(**step, **self._options(budget), stopping_criteria=[quote])
+            new = output[0, ids.shape[1] :]
+            generated += len(new)
+            budget_hit = budget_hit or (len(new) >= budget and not quote.stopped)
+            words = tokenizer.decode(new, skip_special_tokens=True)
+            answer += json.dumps(re.split(r'["\n]', words, maxsplit=1)[0].strip())[1:-1]
+        return Completion(
+            text=answer,
+            truncated=budget_hit,
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            completion_tokens=generated,
+        )
+
+
+class _QuoteStop:
+    """Stops generation once the newest token holds a double quote or a line break."""
+
+    def __init__(self, tokenizer: Any, start: int) -> None:
+        self.tokenizer = tokenizer
+        self.start = start
+        self.stopped = False
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        last = self.tokenizer.decode(input_ids[0, -1:]) if input_ids.shape[1] > self.start else ""
+        self.stopped = '"' in last or "\n" in last
+        return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool, device=input_ids.device)

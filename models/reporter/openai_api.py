@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from models.reporter.chat import BackendError, ChatMessage, Completion, message_parts
+from models.reporter.chat import BackendError, ChatMessage, Completion, Skeleton, message_parts
 from models.reporter.config import GenerationSettings
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -76,8 +76,12 @@ class OpenAIBackend:
             "stream": False,
         }
 
-    def complete(self, messages: list[ChatMessage]) -> Completion:
-        """POST the chat; retry transient failures; the answer's text and whether it hit the limit."""
+    def complete(self, messages: list[ChatMessage], skeleton: Skeleton | None = None) -> Completion:
+        """POST the chat; retry transient failures; the answer's text and whether it hit the limit.
+
+        The skeleton is not sent: endpoints' guided decoding (vLLM's ``guided_json``, OpenAI's
+        ``response_format``) differ; the validator holds the answer to the findings instead.
+        """
         body = self._body(messages)
         last = ""
         for attempt in range(self.retries + 1):

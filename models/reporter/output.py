@@ -102,6 +102,23 @@ def _unclosed(text: str) -> bool:
     return in_string or depth > 0
 
 
+def answer_skeleton(request: ReportRequest) -> tuple[str | None, ...]:
+    """The answer JSON with every value the findings fix written out, and None where the model writes
+    a string (each description, the impression): what guided decoding lets a model choose."""
+    parts: list[str | None] = [f'{{"finding_count": {len(request.findings)}, "findings": [']
+    for n, f in enumerate(request.findings):
+        head = json.dumps({"index": f.index, "label": f.label, "longest_mm": longest_mm(f)})[:-1]
+        parts += [f'{", " if n else ""}{head}, "description": "', None, '"}']
+    parts += ['], "impression": "', None, '"}']
+    merged: list[str | None] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return tuple(merged)
+
+
 def grounding_problems(output: ModelOutput, request: ReportRequest) -> list[str]:
     """Where the answer contradicts the detector: invented, missing, relabelled or re-measured findings."""
     expected = {f.index: f for f in request.findings}
@@ -138,7 +155,7 @@ def _size_problems(stated: OutputFinding, measured: float | None) -> list[str]:
         return []
     if stated.longest_mm is None:
         return [f"finding #{stated.index} lacks longest_mm (measured {measured} mm)"]
-    if abs(stated.longest_mm - measured) > max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * measured):
+    if not _agrees(stated.longest_mm, measured):
         return [f"finding #{stated.index} measures {measured} mm, not {stated.longest_mm} mm"]
     return []
 
@@ -167,9 +184,20 @@ def _impression_size_problems(impression: str, request: ReportRequest) -> list[s
     problems = []
     for match in _MM.finditer(impression):
         stated = float(match.group(1))
-        if not any(abs(stated - m) <= max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * m) for m in measured):
+        if not any(_agrees(stated, m) for m in measured):
             problems.append(f"the impression states {match.group(0)}, which no finding measures")
+    largest = re.search(r"\blargest\s+(?:is\s+|of\s+)?(\d+(?:\.\d+)?)\s*mm\b", impression, re.IGNORECASE)
+    longest = [size for f in request.findings if (size := longest_mm(f)) is not None]
+    # "Largest" picks one finding: its size stated to the rounding of a whole mm, not another's.
+    if largest and longest and abs(float(largest.group(1)) - max(longest)) > 0.5:
+        problems.append(
+            f"the impression gives the largest size as {largest.group(1)} mm, not {max(longest)} mm"
+        )
     return problems
+
+
+def _agrees(stated: float, measured: float) -> bool:
+    return abs(stated - measured) <= max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * measured)
 
 
 def impression_problems(impression: str, request: ReportRequest) -> list[str]:

@@ -305,11 +305,19 @@ def train_reporter(
     if out.exists():
         shutil.rmtree(out)  # a stale weight file left in the directory would be hashed with the new ones
     training = train_reporter_vlm(settings, out, config, log)
-    started = time.monotonic()
-    metrics = evaluate_reporter_model(
-        out, domain, studies=eval_studies, seed=settings.seed, generator_version=settings.generator_version
-    )
-    log(f"held-out evaluation of {eval_studies} studies in {time.monotonic() - started:.0f} s: {metrics}")
+    metrics = {}
+    for mode, guided in (("held_out", True), ("held_out_free", False)):
+        started = time.monotonic()
+        rates = evaluate_reporter_model(
+            out,
+            domain,
+            studies=eval_studies,
+            seed=settings.seed,
+            generator_version=settings.generator_version,
+            guided=guided,
+        )
+        metrics[mode] = {k: v for k, v in rates.items() if k not in ("model", "weights_sha256")}
+        log(f"{mode}: {eval_studies} studies in {time.monotonic() - started:.0f} s: {metrics[mode]}")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     vlm = config or TinyVlmConfig()
     card = ModelCard(
@@ -333,12 +341,14 @@ def train_reporter(
             "generation": GenerationSettings().as_record(),
         },
         training=training,
-        metrics={"held_out": {k: v for k, v in metrics.items() if k not in ("model", "weights_sha256")}},
+        metrics=metrics,
         generator_version=settings.generator_version,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         notes=(
-            "Rates are of the model's first answer; in production a rejected answer gets one repair "
-            "try and then the template reporter. Held-out studies give the reporter the true findings."
+            "Rates are of the model's first answer, with guided decoding (held_out: the answer's fixed "
+            "values written from the findings, the model writes the descriptions and the impression) "
+            "and without (held_out_free). In production a rejected answer gets one repair try, then "
+            "the template reporter. Held-out studies give the reporter the true findings."
         ),
     )
     write_card(card, out)

@@ -16,7 +16,7 @@ from models.reporter.config import CropSettings
 from models.reporter.crops import CropRegion, roi_crops
 from models.reporter.local_vlm import TransformersBackend, load_vlm, weights_sha256
 
-SHORT = GenerationSettings(max_new_tokens=24)
+SHORT = GenerationSettings(max_new_tokens=24, guided=False)
 
 
 def _crops(n: int) -> tuple[Any, ...]:
@@ -58,6 +58,26 @@ def test_garbage_output_is_repaired_once_then_falls_back(tiny_vlm_dir: Path, med
     assert p.prompt_version == "medical-v2" and p.generation["max_new_tokens"] == 24
     assert not p.deidentified  # nothing left the process
     assert [f.index for f in report.findings] == [1, 2]
+
+
+def test_guided_decoding_gives_the_findings_and_generates_only_the_text(
+    tiny_vlm_dir: Path, medical_request: Any
+) -> None:
+    from models.reporter.output import answer_skeleton, grounding_problems, parse_output
+    from models.reporter.prompts import build_messages, load_prompt
+
+    backend = TransformersBackend(tiny_vlm_dir, "cpu", GenerationSettings(max_new_tokens=30))  # 10 a string
+    messages = build_messages(medical_request, list(_crops(2)), load_prompt("medical"))
+    completion = backend.complete(messages, answer_skeleton(medical_request))
+    # Random weights, yet a parseable answer whose count, indices, labels and sizes are the findings'.
+    output = parse_output(completion.text)
+    assert output.finding_count == 2 and [(f.index, f.label) for f in output.findings] == [
+        (1, "lesion"),
+        (2, "lesion"),
+    ]
+    assert [f.longest_mm for f in output.findings] == [15.2, 11.9]
+    assert not [p for p in grounding_problems(output, medical_request) if "finding #" in p]
+    assert 0 < (completion.completion_tokens or 0) <= 30 and completion.prompt_tokens
 
 
 def test_missing_or_broken_model_dir_names_the_directory(tiny_vlm_dir: Path, tmp_path: Path) -> None:

@@ -56,7 +56,13 @@ def test_good_answer_becomes_a_grounded_report_with_provenance(
     p = report.provenance
     assert p is not None and p.fallback_reason is None and p.attempts == 1 and p.deidentified
     assert (p.backend, p.prompt_version, p.weights_sha256) == ("openai", "medical-v2", None)
-    assert p.generation == {"max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0, "do_sample": False}
+    assert p.generation == {
+        "max_new_tokens": 256,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "guided": True,
+        "do_sample": False,
+    }
     (body,) = chat_server.requests
     assert body["model"] == "tiny-vlm" and body["max_tokens"] == 256
     parts = body["messages"][1]["content"]

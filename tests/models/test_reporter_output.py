@@ -112,8 +112,20 @@ def test_inspection_impression_may_count_per_part_but_never_more_than_found() ->
 def test_impression_sizes_must_be_measured_ones(
     medical_request: Any, good_answer: Callable[..., str]
 ) -> None:
-    text = good_answer(medical_request, impression="2 lesions detected; largest 31.5 mm. Review.")
+    text = good_answer(medical_request, impression="2 lesions detected, one of 31.5 mm. Review.")
     assert _problems(medical_request, text) == ["the impression states 31.5 mm, which no finding measures"]
     # Any measured dimension may be quoted, within rounding; areas (mm2) are not sizes.
     fine = "2 lesions; 15.2 x 12.1 mm, area 180.2 mm2; the other 11.9 mm. Recommend review."
     assert _problems(medical_request, good_answer(medical_request, impression=fine)) == []
+
+
+def test_the_largest_size_must_be_the_largest_finding(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    # 11.9 mm is measured (finding 2), but it is not the largest: 15.2 mm is.
+    text = good_answer(medical_request, impression="2 lesions detected; largest 11.9 mm. Recommend review.")
+    assert _problems(medical_request, text) == [
+        "the impression gives the largest size as 11.9 mm, not 15.2 mm"
+    ]
+    rounded = good_answer(medical_request, impression="2 lesions detected; largest 15 mm. Recommend review.")
+    assert _problems(medical_request, rounded) == []

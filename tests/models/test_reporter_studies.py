@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from models.reporter.chat import ChatMessage, Completion
+from models.reporter.chat import ChatMessage, Completion, Skeleton
 from models.reporter.config import GenerationSettings
 from models.reporter.evaluation import evaluate_reporter, score_answer
 from models.reporter.grounded import accept
+from models.reporter.output import answer_skeleton
 from models.reporter.studies import ReporterExample, measure_appearance, reporter_examples, size_band
 
 
@@ -120,7 +121,7 @@ class ScriptedBackend:
     def identity(self) -> dict[str, str | None]:
         return {"backend": self.name, "model": self.model, "weights_sha256": None}
 
-    def complete(self, messages: list[ChatMessage]) -> Completion:
+    def complete(self, messages: list[ChatMessage], skeleton: Skeleton | None = None) -> Completion:
         self.calls.append(len(messages))
         return Completion(self.answers.pop(0), truncated=False, completion_tokens=10)
 
@@ -136,7 +137,7 @@ def test_evaluate_reporter_counts_first_answers_repairs_and_fallbacks(
         "{}",  # wrong twice: the template writes it
         "{}",
     ]
-    rates = evaluate_reporter(ScriptedBackend(answers), examples, GenerationSettings())
+    rates = evaluate_reporter(ScriptedBackend(answers), examples, GenerationSettings(guided=False))
     third = 1 / 3
     assert rates["studies"] == 3
     assert rates["well_formed"] == pytest.approx(third, abs=1e-4)
@@ -147,3 +148,17 @@ def test_evaluate_reporter_counts_first_answers_repairs_and_fallbacks(
     expected_seen = sum(len(e.appearances) for e in examples)
     assert rates["findings_with_crop"] == expected_seen
     assert rates["appearance_agrees"] == pytest.approx(len(examples[0].appearances) / expected_seen, abs=1e-4)
+
+
+@pytest.mark.parametrize("domain", ["medical", "industrial"])
+def test_the_skeleton_fixes_every_value_the_findings_decide(
+    studies: dict[str, list[ReporterExample]], domain: str
+) -> None:
+    for example in studies[domain]:
+        skeleton = answer_skeleton(example.request)
+        assert skeleton.count(None) == len(example.request.findings) + 1  # descriptions and impression
+        # Filling the open strings with the faithful answer's strings gives the faithful answer.
+        answer = json.loads(example.answer)
+        strings = iter([*(f["description"] for f in answer["findings"]), answer["impression"]])
+        filled = "".join(part if part is not None else next(strings) for part in skeleton)
+        assert filled == example.answer

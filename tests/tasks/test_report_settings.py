@@ -41,6 +41,7 @@ def test_a_different_reporter_gives_a_different_run(argus_env: Path, monkeypatch
         "max_new_tokens": 768,
         "temperature": 0.0,
         "top_p": 1.0,
+        "guided": True,
         "do_sample": False,
     }
     # A timeout changes no text; a temperature or a crop setting does.
