@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.reporter.prompts import longest_mm
 from models.reporter.schema import ReportRequest
+from models.reporter.template import count_labels, findings_by_part, label_counts
 
 # A stated size may differ from the measurement by rounding, not more: 1 mm or 15 %, whichever is larger.
 SIZE_TOLERANCE_MM = 1.0
@@ -196,6 +197,40 @@ def _impression_size_problems(impression: str, request: ReportRequest) -> list[s
     return problems
 
 
+_FILE_NAME = re.compile(r"[\w.-]+\.(?:png|jpe?g|tiff?|bmp|dcm)\b", re.IGNORECASE)
+_COUNT = re.compile(r"(\d+)\s+([a-z-]+)")
+
+
+def _part_problems(impression: str, request: ReportRequest) -> list[str]:
+    """Parts the impression names that were not examined, and per-part counts ("name (2 cracks)")
+    that are not the part's findings."""
+    examined = set(request.image_names) | {f.image_name for f in request.findings if f.image_name}
+    truth = {
+        name: {k.lower(): v for k, v in label_counts(items).items()}
+        for name, items in findings_by_part(request).items()
+    }
+    problems = []
+    for match in _FILE_NAME.finditer(impression):
+        name = match.group(0)
+        if name not in examined:
+            problems.append(f"the impression names {name}, which was not examined")
+            continue
+        stated = re.match(r"\s*\(([^)]*)\)", impression[match.end() :])
+        if stated is None:
+            continue
+        labels = {f.label.lower() for f in request.findings}
+        counts = {_singular(word, labels): int(n) for n, word in _COUNT.findall(stated.group(1).lower())}
+        if counts != truth.get(name, {}):
+            found = count_labels(findings_by_part(request).get(name, [])) or "no findings"
+            problems.append(f"the impression gives {name} as ({stated.group(1)}), but it has {found}")
+    return problems
+
+
+def _singular(word: str, labels: set[str]) -> str:
+    """The label ``word`` names, singular or plural ("scratches" -> "scratch"), else the word."""
+    return next((label for label in labels if word in (label, f"{label}s", f"{label}es")), word)
+
+
 def _agrees(stated: float, measured: float) -> bool:
     return abs(stated - measured) <= max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * measured)
 
@@ -216,6 +251,8 @@ def impression_problems(impression: str, request: ReportRequest) -> list[str]:
             if wrong:
                 problems.append(f"the impression states {count} {label}(s), but {total} were detected")
     problems += _impression_size_problems(impression, request)
+    if request.domain == "industrial":
+        problems += _part_problems(impression, request)
     passes_all = re.search(r"\ball\b[^.]*\bpass", impression.lower())
     if request.domain == "industrial" and request.findings and passes_all:
         problems.append(f"the impression passes all parts, but {len(request.findings)} defects were detected")

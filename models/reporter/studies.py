@@ -22,7 +22,7 @@ from models.reporter.config import CropSettings
 from models.reporter.crops import CropRegion, RoiCrop, roi_crops
 from models.reporter.prompts import longest_mm
 from models.reporter.schema import FindingInput, ReportRequest
-from models.reporter.template import flagged_parts
+from models.reporter.template import flagged_parts, plural
 from models.synthetic import MIN_SECTION_PX, ct_volume, generator_spec, mask_box, surface_image
 
 CT_SLICES = 8  # the demo CT series' length
@@ -85,10 +85,6 @@ def size_band(longest: float | None) -> str:
     raise AssertionError("unreachable: the last band is open")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _description(finding: FindingInput, look: Appearance | None, domain: str) -> str:
     # Location and measurements come into the report from the segmenter; the model says what it sees.
     # Without a crop (over the crop cap) it cannot see the finding, and says so.
@@ -106,7 +102,7 @@ def _impression(request: ReportRequest) -> str:
             return "No focal lesion detected."
         sizes = [size for f in findings if (size := longest_mm(f)) is not None]
         largest = f"; largest {max(sizes)} mm" if sizes else ""
-        return f"{_plural(len(findings), 'lesion')} detected{largest}. Recommend radiologist review."
+        return f"{plural(len(findings), 'lesion')} detected{largest}. Recommend radiologist review."
     if not findings:
         return f"No surface defect detected; all {request.images_examined} parts pass visual inspection."
     parts = flagged_parts(request)
@@ -114,7 +110,7 @@ def _impression(request: ReportRequest) -> str:
     verdict = f"{len(parts)} of {request.images_examined} parts flagged for QC review: {'; '.join(parts)}."
     if not passed:
         return verdict
-    return f"{verdict} {_plural(passed, 'other part')} {'passes' if passed == 1 else 'pass'}."
+    return f"{verdict} {plural(passed, 'other part')} {'passes' if passed == 1 else 'pass'}."
 
 
 def faithful_answer(request: ReportRequest, appearances: dict[int, Appearance]) -> str:

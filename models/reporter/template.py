@@ -6,20 +6,37 @@ from models.reporter.base import ReportContext
 from models.reporter.schema import FindingInput, Report, ReportFinding, ReportRequest
 
 
-def count_labels(findings: list[FindingInput]) -> str:
-    """ "2 cracks, 1 dent"-style summary of findings by label."""
+def plural(n: int, word: str) -> str:
+    """ "1 scratch", "2 scratches", "3 dents"."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}{'es' if word.endswith(('s', 'sh', 'ch', 'x', 'z')) else 's'}"
+
+
+def label_counts(findings: list[FindingInput]) -> dict[str, int]:
+    """How many findings carry each label."""
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.label] = counts.get(f.label, 0) + 1
-    return ", ".join(f"{n} {label}{'s' if n > 1 else ''}" for label, n in sorted(counts.items()))
+    return counts
+
+
+def count_labels(findings: list[FindingInput]) -> str:
+    """ "2 cracks, 1 dent"-style summary of findings by label."""
+    return ", ".join(plural(n, label) for label, n in sorted(label_counts(findings).items()))
+
+
+def findings_by_part(request: ReportRequest) -> dict[str, list[FindingInput]]:
+    """The findings of each image that has any, in order of first finding."""
+    by_image: dict[str, list[FindingInput]] = {}
+    for f in request.findings:
+        by_image.setdefault(f.image_name or "image", []).append(f)
+    return by_image
 
 
 def flagged_parts(request: ReportRequest) -> list[str]:
     """ "part-003.png (1 dent, 1 scratch)" for every image with findings, in order of first finding."""
-    by_image: dict[str, list[FindingInput]] = {}
-    for f in request.findings:
-        by_image.setdefault(f.image_name or "image", []).append(f)
-    return [f"{name} ({count_labels(items)})" for name, items in by_image.items()]
+    return [f"{name} ({count_labels(items)})" for name, items in findings_by_part(request).items()]
 
 
 OPPOSITE = {

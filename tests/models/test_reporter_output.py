@@ -129,3 +129,36 @@ def test_the_largest_size_must_be_the_largest_finding(
     ]
     rounded = good_answer(medical_request, impression="2 lesions detected; largest 15 mm. Recommend review.")
     assert _problems(medical_request, rounded) == []
+
+
+def test_inspection_impressions_must_name_examined_parts_with_their_counts() -> None:
+    from models.reporter import FindingInput, ReportRequest
+    from models.reporter.output import impression_problems
+
+    def defect(index: int, label: str, part: str) -> FindingInput:
+        return FindingInput(
+            index=index,
+            label=label,
+            score=0.9,
+            box=(1, 1, 9, 9),
+            image_name=part,
+            image_width=64,
+            image_height=64,
+            area_px=40.0,
+        )
+
+    request = ReportRequest(
+        domain="industrial",
+        study_uid="batch",
+        images_examined=3,
+        image_names=["a.png", "b.png", "c.png"],
+        findings=[defect(1, "scratch", "a.png"), defect(2, "scratch", "a.png"), defect(3, "dent", "b.png")],
+    )
+    good = "2 of 3 parts flagged for QC review: a.png (2 scratches); b.png (1 dent). 1 other part passes."
+    assert impression_problems(good, request) == []
+    wrong = "2 of 3 parts flagged for QC review: a.png (1 scratch, 1 dent); c.png (1 dent); z.png (1 crack)."
+    assert impression_problems(wrong, request) == [
+        "the impression gives a.png as (1 scratch, 1 dent), but it has 2 scratches",
+        "the impression gives c.png as (1 dent), but it has no findings",
+        "the impression names z.png, which was not examined",
+    ]
