@@ -290,6 +290,22 @@ def train_reporter_vlm(
     }
 
 
+def held_out_metrics(
+    model_dir: Path, domain: str, studies: int, seed: int, generator_version: int, log: Any = print
+) -> dict[str, Any]:
+    """The card's metrics: first-answer rates on held-out studies with guided decoding (``held_out``,
+    what production runs) and without (``held_out_free``, the model on its own)."""
+    metrics = {}
+    for mode, guided in (("held_out", True), ("held_out_free", False)):
+        started = time.monotonic()
+        rates = evaluate_reporter_model(
+            model_dir, domain, studies=studies, seed=seed, generator_version=generator_version, guided=guided
+        )
+        metrics[mode] = {k: v for k, v in rates.items() if k not in ("model", "weights_sha256")}
+        log(f"{mode}: {studies} studies in {time.monotonic() - started:.0f} s: {metrics[mode]}")
+    return metrics
+
+
 def train_reporter(
     settings: TrainSettings,
     *,
@@ -305,19 +321,7 @@ def train_reporter(
     if out.exists():
         shutil.rmtree(out)  # a stale weight file left in the directory would be hashed with the new ones
     training = train_reporter_vlm(settings, out, config, log)
-    metrics = {}
-    for mode, guided in (("held_out", True), ("held_out_free", False)):
-        started = time.monotonic()
-        rates = evaluate_reporter_model(
-            out,
-            domain,
-            studies=eval_studies,
-            seed=settings.seed,
-            generator_version=settings.generator_version,
-            guided=guided,
-        )
-        metrics[mode] = {k: v for k, v in rates.items() if k not in ("model", "weights_sha256")}
-        log(f"{mode}: {eval_studies} studies in {time.monotonic() - started:.0f} s: {metrics[mode]}")
+    metrics = held_out_metrics(out, domain, eval_studies, settings.seed, settings.generator_version, log)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     vlm = config or TinyVlmConfig()
     card = ModelCard(
