@@ -105,6 +105,13 @@ def chat_turns(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     ]
 
 
+def message_images(messages: list[ChatMessage]) -> list[Any]:
+    """The messages' crops as RGB PIL images, in slot order (what the processor takes)."""
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(c.png)).convert("RGB") for m in messages for c in m.images]
+
+
 class TransformersBackend:
     """Generates locally with a cached model; the text never leaves the process."""
 
@@ -127,11 +134,10 @@ class TransformersBackend:
         """Greedy (or sampled, with a temperature) generation of at most ``max_new_tokens`` tokens;
         with a ``skeleton``, guided: only its open strings are generated."""
         import torch
-        from PIL import Image
 
         vlm = load_vlm(self.model_dir, self._sha256, self.device)
         chat = chat_turns(messages)
-        images = [Image.open(io.BytesIO(c.png)).convert("RGB") for m in messages for c in m.images]
+        images = message_images(messages)
         try:
             text = vlm.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
             inputs = vlm.processor(text=text, images=images or None, return_tensors="pt").to(vlm.device)

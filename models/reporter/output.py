@@ -205,10 +205,9 @@ def _part_problems(impression: str, request: ReportRequest) -> list[str]:
     """Parts the impression names that were not examined, and per-part counts ("name (2 cracks)")
     that are not the part's findings."""
     examined = set(request.image_names) | {f.image_name for f in request.findings if f.image_name}
-    truth = {
-        name: {k.lower(): v for k, v in label_counts(items).items()}
-        for name, items in findings_by_part(request).items()
-    }
+    by_part = findings_by_part(request)
+    truth = {name: {k.lower(): v for k, v in label_counts(items).items()} for name, items in by_part.items()}
+    labels = {f.label.lower() for f in request.findings}
     problems = []
     for match in _FILE_NAME.finditer(impression):
         name = match.group(0)
@@ -218,10 +217,9 @@ def _part_problems(impression: str, request: ReportRequest) -> list[str]:
         stated = re.match(r"\s*\(([^)]*)\)", impression[match.end() :])
         if stated is None:
             continue
-        labels = {f.label.lower() for f in request.findings}
         counts = {_singular(word, labels): int(n) for n, word in _COUNT.findall(stated.group(1).lower())}
         if counts != truth.get(name, {}):
-            found = count_labels(findings_by_part(request).get(name, [])) or "no findings"
+            found = count_labels(by_part.get(name, [])) or "no findings"
             problems.append(f"the impression gives {name} as ({stated.group(1)}), but it has {found}")
     return problems
 

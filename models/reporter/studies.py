@@ -18,9 +18,10 @@ import numpy as np
 
 from models.domains import domain_spec
 from models.preprocess import ct_to_uint8
+from models.reporter.chat import ChatMessage
 from models.reporter.config import CropSettings
 from models.reporter.crops import CropRegion, RoiCrop, roi_crops
-from models.reporter.prompts import longest_mm
+from models.reporter.prompts import build_messages, load_prompt, longest_mm
 from models.reporter.schema import FindingInput, ReportRequest
 from models.reporter.template import flagged_parts, plural
 from models.synthetic import MIN_SECTION_PX, ct_volume, generator_spec, mask_box, surface_image
@@ -57,6 +58,10 @@ class ReporterExample:
     crops: tuple[RoiCrop, ...]
     appearances: dict[int, Appearance]  # by finding index, for the findings with a crop
     answer: str
+
+    def messages(self) -> list[ChatMessage]:
+        """The chat the report task sends a model for this study (its domain's current prompt)."""
+        return build_messages(self.request, list(self.crops), load_prompt(self.request.domain))
 
 
 def measure_appearance(image: np.ndarray, mask: np.ndarray) -> Appearance:

@@ -2,14 +2,14 @@
 
 Each example is one study's chat exactly as the ``transformers`` backend builds it (versioned prompt,
 findings as JSON lines, ROI crops as images) followed by the faithful answer; the loss is on the
-answer only. Training runs for a wall-clock budget with a cosine learning rate over that budget,
-so a run fits a CI machine or a lunch break alike.
+answer, plus the prompt's own text at a lower weight (see ``TrainSettings``). Training runs for a
+wall-clock budget with a cosine learning rate over that budget, so a run fits a CI machine or a
+lunch break alike.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import math
 import random
@@ -25,9 +25,9 @@ from models.domains import domain_spec
 from models.registry import ModelCard, write_card
 from models.reporter.config import GenerationSettings
 from models.reporter.evaluation import evaluate_reporter_model
-from models.reporter.local_vlm import chat_turns, weights_sha256
+from models.reporter.local_vlm import chat_turns, message_images, weights_sha256
 from models.reporter.output import grounding_problems, parse_output
-from models.reporter.prompts import build_messages, load_prompt, repair_messages
+from models.reporter.prompts import load_prompt, repair_messages
 from models.reporter.shipped import shipped_reporter_dir
 from models.reporter.studies import ReporterExample, reporter_examples
 from models.reporter.tiny_vlm import TinyVlmConfig, build_tiny_vlm, save_tiny_vlm, train_tokenizer
@@ -69,12 +69,6 @@ class TrainSettings:
     repair_share: float = 0.25
 
 
-def _images(example: ReporterExample) -> list[Any]:
-    from PIL import Image
-
-    return [Image.open(io.BytesIO(c.png)).convert("RGB") for c in example.crops]
-
-
 def encode(
     example: ReporterExample,
     processor: Any,
@@ -88,12 +82,12 @@ def encode(
     With ``rejected`` (a wrong answer and the validator's problems), the chat is the repair turn
     production sends, and the prompt is not learned (it holds the wrong answer).
     """
-    messages = build_messages(example.request, list(example.crops), load_prompt(example.request.domain))
+    messages = example.messages()
     if rejected is not None:
         messages = repair_messages(messages, *rejected)
         prompt_weight = 0.0
     text = processor.apply_chat_template(chat_turns(messages), add_generation_prompt=True, tokenize=False)
-    images = _images(example)
+    images = message_images(messages)
     prompt = processor(text=text, images=images or None, return_tensors="pt")
     tokenizer = processor.tokenizer
     answer = tokenizer(example.answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
@@ -142,8 +136,7 @@ def tokenizer_corpus(examples: list[ReporterExample]) -> list[str]:
     """The texts the tokenizer learns its merges from: prompts and answers as the model will see them."""
     texts = []
     for example in examples:
-        messages = build_messages(example.request, list(example.crops), load_prompt(example.request.domain))
-        texts += [m.text for m in messages] + [example.answer]
+        texts += [m.text for m in example.messages()] + [example.answer]
     return texts
 
 

@@ -10,7 +10,6 @@ from user_models import TINY_VLM
 from models.registry import WeightsError, read_card
 from models.reporter.config import GenerationSettings
 from models.reporter.local_vlm import TransformersBackend
-from models.reporter.prompts import build_messages, load_prompt
 from models.reporter.shipped import verify_reporter_dir
 from models.reporter.studies import reporter_examples
 from models.reporter.tiny_vlm import build_tiny_vlm, train_tokenizer
@@ -71,9 +70,7 @@ def test_a_short_training_run_writes_a_loadable_model_with_a_verified_card(tmp_p
     assert read_card(out) == card and verify_reporter_dir(out) == card
     backend = TransformersBackend(out, "cpu", GenerationSettings(max_new_tokens=8))
     example = reporter_examples("medical", 7, 1)[0]
-    completion = backend.complete(
-        build_messages(example.request, list(example.crops), load_prompt("medical"))
-    )
+    completion = backend.complete(example.messages())
     assert completion.completion_tokens is not None and 1 <= completion.completion_tokens <= 8
     weights = out / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-16])  # truncated on disk
