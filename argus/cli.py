@@ -39,6 +39,11 @@ class ModelKind(StrEnum):
     reporter = "reporter"
 
 
+class ExportFormatOption(StrEnum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
 class SegmenterArchOption(StrEnum):
     unet = "unet"
     deeplabv3plus = "deeplabv3plus"
@@ -154,7 +159,10 @@ def analyze(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     detector: Annotated[
-        Path | None, typer.Option(help="YOLO .pt to use for --domain (sets ARGUS_<DOMAIN>_DETECTOR).")
+        Path | None,
+        typer.Option(
+            help="YOLO .pt, or an exported .onnx / .torchscript, for --domain (sets ARGUS_<DOMAIN>_DETECTOR)."
+        ),
     ] = None,
     segmenter: Annotated[
         Path | None, typer.Option(help="Segmenter checkpoint or state dict for --domain.")
@@ -288,6 +296,12 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     output: Annotated[Path | None, typer.Option(help="Weights path; default the shipped file.")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Training data and runs.")] = None,
+    start_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", exists=True, dir_okay=False, help="Detector: fine-tune from this YOLO checkpoint."
+        ),
+    ] = None,
 ) -> None:
     """Train a model on seeded synthetic data and write its weights and model card."""
     settings = get_settings()
@@ -316,6 +330,7 @@ def train(
             generator_version=generator_version,
             hours=hours,
             output=output,
+            start_from=start_from,
         )
     else:
         card = train_segmenter(
@@ -327,6 +342,42 @@ def train(
             output=output,
         )
     print(card.model_dump_json(indent=2))
+
+
+@app.command()
+def export(
+    domain: Annotated[
+        DomainOption, typer.Option(help="Whose detector: the configured one (ARGUS_DETECTOR) or ours.")
+    ],
+    fmt: Annotated[
+        ExportFormatOption, typer.Option("--format", help="Export format.")
+    ] = ExportFormatOption.onnx,
+    output: Annotated[
+        Path | None, typer.Option(help="Exported file; default <data dir>/exports/<weights name>.<format>.")
+    ] = None,
+) -> None:
+    """Export the domain's detector to ONNX or TorchScript, checked against the original on held-out
+    images; use the file with ARGUS_DETECTOR or --detector."""
+    settings = get_settings()
+    configure_environment(settings)
+    from models.export import EXPORT_FORMATS, ExportError, export_detector
+    from models.registry import WeightsError
+    from tasks import resources
+
+    try:
+        source = resources.weights("detector", domain.value).path
+        target = output or settings.resolved_data_dir / "exports" / (source.stem + EXPORT_FORMATS[fmt.value])
+        card = export_detector(source, fmt.value, target, domain=domain.value)
+    except (WeightsError, ExportError, ValueError) as exc:
+        err.print(f"[red]cannot export:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    check = card.metrics["export_check"]
+    console.print(
+        f"{target} ({card.size_bytes} bytes, sha256 {card.sha256}): same detections as {source.name} on "
+        f"{check['images']} held-out images (min box IoU {check['min_iou']}, max score change "
+        f"{check['max_score_diff']})",
+        highlight=False,
+    )
 
 
 def _train_reporter(

@@ -33,9 +33,11 @@ class Settings(BaseSettings):
     device: Device = "auto"
     actor: str = Field(default="argus", description="Who is recorded in the audit trail for CLI actions.")
 
-    medical_detector: Path | None = Field(default=None, description="YOLO .pt for lesions; default shipped.")
+    medical_detector: Path | None = Field(
+        default=None, description="YOLO .pt (or exported .onnx / .torchscript) for lesions; default shipped."
+    )
     industrial_detector: Path | None = Field(
-        default=None, description="YOLO .pt for defects; default shipped."
+        default=None, description="YOLO .pt (or exported .onnx / .torchscript) for defects; default shipped."
     )
     medical_segmenter: Path | None = Field(default=None, description="Segmenter weights for lesions.")
     industrial_segmenter: Path | None = Field(default=None, description="Segmenter weights for defects.")

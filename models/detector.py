@@ -17,6 +17,8 @@ from models.types import Detection
 
 # Tasks whose results carry axis-aligned boxes (instance segmentation models detect too).
 DETECTING_TASKS = ("detect", "segment")
+# Exported detectors (models.export): ultralytics runs them through its inference backend.
+EXPORTED_SUFFIXES = (".onnx", ".torchscript")
 
 
 def _yolo_class() -> Any:
@@ -130,6 +132,18 @@ class Detector:
         return out
 
 
+def _require_export_runtime(path: Path) -> None:
+    """A clear error when the runtime of an exported detector is not installed."""
+    if path.suffix == ".onnx":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise WeightsError(
+                f"{path} is an ONNX detector; running it needs onnxruntime "
+                "(pip install 'argus-imaging[onnx]')"
+            ) from exc
+
+
 def _refuse_plain_torch_files(path: Path) -> None:
     """A YOLO checkpoint pickles ultralytics classes, so a file torch loads without them is not one."""
     require_torch_archive(path, "detector")
@@ -149,9 +163,14 @@ def _refuse_plain_torch_files(path: Path) -> None:
 def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Detector:
     """Load (once per path, content hash and device) a YOLO model from a local ``.pt`` file.
 
-    Class names are the model's own (``model.names``), so user weights bring their labels.
+    Class names are the model's own (``model.names``), so user weights bring their labels. An
+    exported ``.onnx`` or ``.torchscript`` file (``argus export``) loads too, for inference.
     """
-    _refuse_plain_torch_files(path)
+    exported = path.suffix in EXPORTED_SUFFIXES
+    if exported:
+        _require_export_runtime(path)
+    else:
+        _refuse_plain_torch_files(path)
     try:
         model = _yolo_class()(str(path), task="detect")
     except Exception as exc:
@@ -161,7 +180,11 @@ def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Dete
             f"{path} is an ultralytics {model.task!r} model; Argus needs boxes from a "
             f"{' or '.join(DETECTING_TASKS)} model"
         )
-    names = model.names
+    try:
+        names = model.names  # an exported file's names come from its metadata, read on first use
+    except Exception as exc:
+        raise WeightsError(f"cannot load detector weights {path}: {exc}") from exc
     class_names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
-    model.to(device)
+    if not exported:  # an exported model is placed on the device by predict(device=...)
+        model.to(device)
     return Detector(model=model, device=device, image_size=image_size, class_names=class_names)

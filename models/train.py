@@ -19,7 +19,7 @@ import torch
 from monai.losses import DiceCELoss
 
 from models.detector import load_detector
-from models.domains import domain_spec
+from models.domains import DomainSpec, domain_spec
 from models.evaluation import HELD_OUT_OFFSET, dice_score, evaluate_detector, roi_pairs
 from models.offline import ultralytics_module
 from models.registry import WEIGHTS_DIR, ModelCard, sha256_file, write_card
@@ -76,25 +76,35 @@ def train_detector(
     generator_version: int = 1,
     hours: float | None = None,
     output: Path | None = None,
+    start_from: Path | None = None,
 ) -> ModelCard:
     """Train a YOLO detector (``arch`` in ``DETECTOR_ARCHS``) from its yaml on synthetic data of a
     generator version; write weights and card.
 
     With ``hours``, training stops after that long instead of after ``epochs``: ultralytics re-plans
     the epochs (and the learning-rate schedule) from the measured epoch time, which keeps a budget
-    on a machine shared with other work.
+    on a machine shared with other work. ``start_from`` fine-tunes from a YOLO checkpoint of the
+    same architecture and classes (our shipped weights, say) instead of random weights: the usual way
+    to adapt a detector to new data in a fraction of the time.
     """
     if arch not in DETECTOR_ARCHS:
         raise ValueError(f"unknown detector architecture {arch!r}; expected one of {list(DETECTOR_ARCHS)}")
     generator_spec(generator_version)  # an unknown version fails before any work
-    YOLO = ultralytics_module().YOLO
     spec = domain_spec(domain)
+    start_sha, origin = None, "not pretrained"
+    if start_from is not None:
+        start_sha = sha256_file(start_from)
+        origin = f"fine-tuned from {start_from.name} (sha256 {start_sha})"
+        _check_start_weights(start_from, start_sha, arch, spec)
+    YOLO = ultralytics_module().YOLO
     work_dir = work_dir.resolve()  # ultralytics puts a relative project under its own runs/ folder
     data_yaml = export_yolo_dataset(
         domain, work_dir / f"{domain}_data", n_train, n_val, seed, generator_version
     )
     started = time.monotonic()
     model = YOLO(f"{arch}.yaml", task="detect")
+    if start_from is not None:
+        model.load(str(start_from))
     model.train(
         data=str(data_yaml),
         epochs=epochs,
@@ -133,7 +143,7 @@ def train_detector(
         name=f"argus-{domain}-detector",
         version=dt.date.today().strftime("%Y.%m.%d"),
         task="detection",
-        architecture=f"ultralytics {arch.upper()} from yaml, not pretrained",
+        architecture=f"ultralytics {arch.upper()} from yaml, {origin}",
         domain=domain,
         class_names=list(spec.class_names),
         weights_file=target.name,
@@ -143,6 +153,7 @@ def train_detector(
         training={
             "generator": _generator_call(domain, seed, generator_version),
             "arch": arch,
+            **({} if start_sha is None else {"start_from_sha256": start_sha}),
             "train_images": n_train,
             "held_out_images": n_val,
             "held_out_seed": seed + HELD_OUT_OFFSET,
@@ -156,6 +167,17 @@ def train_detector(
     )
     write_card(card, target)
     return card
+
+
+def _check_start_weights(path: Path, sha256: str, arch: str, spec: DomainSpec) -> None:
+    """Refuse a start checkpoint that is not a YOLO detector of ``arch`` with the domain's classes:
+    copying weights between mismatched models transfers only some layers, silently."""
+    base = load_detector(path, sha256, "cpu", spec.image_size)
+    if base.class_names != spec.class_names:
+        raise ValueError(f"{path} detects {list(base.class_names)}, not {list(spec.class_names)}")
+    built_from = str(base.model.model.yaml.get("yaml_file", ""))
+    if Path(built_from).stem != arch:
+        raise ValueError(f"{path} is a {Path(built_from).stem or 'unknown'} model, not {arch}")
 
 
 def ultralytics_val(weights: Path, data_yaml: Path, image_size: int) -> dict[str, Any]:

@@ -5,9 +5,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from models.detector import load_detector
-from models.registry import read_card, resolve_weights, sha256_file
+from models.registry import WEIGHTS_DIR, read_card, resolve_weights, sha256_file
 from models.segmenter import DeepLabV3PlusConfig, SegmenterConfig, UNetConfig, load_segmenter
 from models.synthetic import samples_for
 from models.train import train_detector, train_segmenter
@@ -74,4 +75,38 @@ def test_unknown_detector_architecture_or_generator_fails_before_any_work(tmp_pa
         train_detector("industrial", tmp_path, arch="yolov8n")
     with pytest.raises(ValueError, match="unknown generator version 3"):
         train_detector("industrial", tmp_path, generator_version=3)
+    assert not any(tmp_path.iterdir())
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_the_card_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = WEIGHTS_DIR / "industrial_detector.pt"
+    out = tmp_path / "fine-tuned.pt"
+    card = train_detector(
+        "industrial", tmp_path / "work", epochs=1, n_train=8, n_val=8, output=out, start_from=source
+    )
+    assert card.training["start_from_sha256"] == sha256_file(source)
+    assert "fine-tuned from industrial_detector.pt" in card.architecture
+    # The weights moved from the checkpoint's, not from a random start (their kernels' cosine is ~0).
+    assert _cosine(_flat_weights(out), _flat_weights(source)) > 0.9
+
+
+def _flat_weights(path: Path) -> torch.Tensor:
+    model = load_detector(path, sha256_file(path), "cpu", 256).model.model
+    # Kernels only: batch-norm scales start at 1 in any model and would make all models look alike.
+    return torch.cat([p.detach().float().flatten() for p in model.parameters() if p.dim() > 1])
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
+def test_a_start_checkpoint_of_other_classes_or_architecture_fails_before_any_work(tmp_path: Path) -> None:
+    industrial = WEIGHTS_DIR / "industrial_detector.pt"
+    with pytest.raises(ValueError, match=r"detects \['scratch', 'dent', 'crack'\], not \['lesion'\]"):
+        train_detector("medical", tmp_path, start_from=industrial)
+    with pytest.raises(ValueError, match="is a yolo11n model, not yolo12n"):
+        train_detector("industrial", tmp_path, arch="yolo12n", start_from=industrial)
     assert not any(tmp_path.iterdir())
