@@ -32,7 +32,8 @@ def _images(count: int = IMAGES) -> tuple[list[np.ndarray], list[list[tuple[int,
     return [s.image for s in samples], [s.boxes for s in samples]
 
 
-def _median_seconds(fn: Callable[[], object]) -> float:
+def median_seconds(fn: Callable[[], object]) -> float:
+    """Median wall time of ``REPEATS`` calls of ``fn`` after one warm-up call."""
     fn()  # warm-up: first calls pay allocator and kernel selection costs
     times = []
     for _ in range(REPEATS):
@@ -64,7 +65,7 @@ def detector_scaling(images: list[np.ndarray]) -> dict[int, float]:
     detector = _detector()
     rates = {}
     for size in BATCH_SIZES:
-        seconds = _median_seconds(lambda: detector.detect(images, batch_size=size))  # noqa: B023 (run now)
+        seconds = median_seconds(lambda: detector.detect(images, batch_size=size))  # noqa: B023 (run now)
         rates[size] = len(images) / seconds
     return rates
 
@@ -91,8 +92,8 @@ def roi_vs_whole(
             segmenter.predict(whole[start : start + 1])
 
     n = len(with_boxes)
-    rois_ms = _median_seconds(rois) / n * 1000
-    full_ms = _median_seconds(full) / n * 1000
+    rois_ms = median_seconds(rois) / n * 1000
+    full_ms = median_seconds(full) / n * 1000
     return rois_ms, full_ms, sum(len(b) for _, b in with_boxes)
 
 

@@ -43,6 +43,12 @@ def _models() -> list[str]:
     return section()
 
 
+def _detectors() -> list[str]:
+    from benchmarks.detectors import section
+
+    return section()
+
+
 def _reporter() -> list[str]:
     from benchmarks.reporter import section
 
@@ -52,6 +58,7 @@ def _reporter() -> list[str]:
 SECTIONS: dict[str, Callable[[], list[str]]] = {
     "flow": _flow,
     "models": _models,
+    "detectors": _detectors,
     "reporter": _reporter,
     "audit": _audit,
 }

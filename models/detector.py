@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,21 @@ def suppress_nested(detections: list[Detection], max_overlap: float = 0.7) -> li
     return kept
 
 
+@contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    """Undo ultralytics' change of torch's thread count in the block.
+
+    Its device selection (in predict, export, train) sets torch's process-wide thread count to
+    cpu_count - 1: 1 on a 2-core worker, 40 % fewer images/s there, and every model after it slowed
+    too. The process gets its own setting back (torch's default, or OMP_NUM_THREADS).
+    """
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class Detector:
     """Adapter around an ultralytics model: uint8 2-D images in, source-pixel detections out."""
@@ -70,11 +86,7 @@ class Detector:
 
     def predict(self, batch: list[np.ndarray], confidence: float, iou: float) -> list[Any]:
         """Raw ultralytics results for one batch."""
-        # ultralytics' device selection (on the first call) sets torch's process-wide thread count to
-        # cpu_count - 1: 1 on a 2-core worker, 40 % fewer images/s there, and every model after it slowed
-        # too. Give the process its own setting back (torch's default, or OMP_NUM_THREADS).
-        threads = torch.get_num_threads()
-        try:
+        with keep_torch_threads():
             return list(
                 self.model.predict(
                     batch,
@@ -86,8 +98,6 @@ class Detector:
                     verbose=False,
                 )
             )
-        finally:
-            torch.set_num_threads(threads)
 
     def post_process(self, results: list[Any], nested: bool = True) -> list[list[Detection]]:
         """Results → detections in source pixels (ultralytics already rescales boxes); ``nested``
@@ -181,7 +191,8 @@ def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Dete
             f"{' or '.join(DETECTING_TASKS)} model"
         )
     try:
-        names = model.names  # an exported file's names come from its metadata, read on first use
+        with keep_torch_threads():  # an exported file's names come from its metadata: a predictor reads them
+            names = model.names
     except Exception as exc:
         raise WeightsError(f"cannot load detector weights {path}: {exc}") from exc
     class_names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.detector import Detector, load_detector
+from models.detector import Detector, keep_torch_threads, load_detector
 from models.domains import domain_spec
 from models.evaluation import HELD_OUT_OFFSET
 from models.offline import ultralytics_module
@@ -87,7 +87,8 @@ def _export_file(weights: Path, fmt: str, image_size: int, workdir: Path) -> Pat
     model = ultralytics_module().YOLO(str(source), task="detect")
     options: dict[str, Any] = {"dynamic": True, "simplify": True} if fmt == "onnx" else {}
     try:
-        written = model.export(format=fmt, imgsz=image_size, device="cpu", **options)
+        with keep_torch_threads():
+            written = model.export(format=fmt, imgsz=image_size, device="cpu", **options)
     except Exception as exc:  # a missing exporter package, an unsupported layer
         hint = " (install the onnx extra: pip install 'argus-imaging[onnx]')" if fmt == "onnx" else ""
         raise ExportError(f"cannot export {weights} to {fmt}: {exc}{hint}") from exc

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from cli_runner import run_argus
 from user_models import RENAMED, renamed_detector
 
@@ -65,7 +66,10 @@ def test_export_reproduces_the_shipped_detector_and_loads_as_user_weights(tmp_pa
     source = WEIGHTS_DIR / "industrial_detector.pt"
     before = sha256_file(source)
     out = tmp_path / f"industrial.{fmt}"
+    threads = torch.get_num_threads()
     card = export_detector(source, fmt, out, domain="industrial", check_images=8)
+    # ultralytics' device selection (export, an exported model's first use) must not leave torch at 1 thread.
+    assert torch.get_num_threads() == threads
     assert sha256_file(source) == before, "the shipped weights were touched"
     assert (
         read_card(out) == card and card.sha256 == sha256_file(out) and card.size_bytes == out.stat().st_size

@@ -1,0 +1,147 @@
+"""Detector choices on the CPU: YOLO11n vs YOLO12n, and PyTorch vs exported ONNX / TorchScript.
+
+Architectures: the network forward of each yaml at the domain's class count (weights do not change
+its cost), next to the held-out accuracy of one training run per architecture made the same way
+(same data, same wall-clock budget), whose model cards are kept in ``benchmarks/records/``.
+Formats: the shipped detector exported by ``models.export`` (which checks it reproduces the
+detections), run through ``Detector.detect`` like any detector weights.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.models import REPEATS, median_seconds
+
+DOMAIN = "industrial"
+IMAGES = 32
+BATCH_SIZES = (1, 8)
+RECORDS = Path(__file__).resolve().parent / "records"
+
+
+def _images() -> list[np.ndarray]:
+    from models.evaluation import HELD_OUT_OFFSET
+    from models.synthetic import LATEST_GENERATOR, samples_for
+
+    return [s.image for s in samples_for(DOMAIN, HELD_OUT_OFFSET + 500, IMAGES, version=LATEST_GENERATOR)]
+
+
+def _forward_ms(network: Any, images: list[np.ndarray], batch: int) -> float:
+    """ms per image of the fused network's forward pass (no pre/post-processing, the same for both)."""
+    import torch
+
+    tensor = torch.from_numpy(np.stack(images)).float().div(255)[:, None].repeat(1, 3, 1, 1)
+
+    def run() -> None:
+        with torch.inference_mode():
+            for start in range(0, len(tensor), batch):
+                network(tensor[start : start + batch])
+
+    return median_seconds(run) / len(images) * 1000
+
+
+def architectures(images: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Per architecture: parameters, forward ms / image by batch size, and its recorded training run."""
+    from models.domains import domain_spec
+    from models.offline import ultralytics_module
+    from models.registry import ModelCard
+    from models.train import DETECTOR_ARCHS
+
+    ultralytics_module()  # offline flags before ultralytics' own modules are imported
+    from ultralytics.nn.tasks import DetectionModel
+
+    rows = []
+    for arch in DETECTOR_ARCHS:
+        network = DetectionModel(f"{arch}.yaml", nc=len(domain_spec(DOMAIN).class_names), verbose=False)
+        network = network.fuse(verbose=False).eval()
+        record = RECORDS / f"{DOMAIN}_detector_{arch}.json"
+        rows.append(
+            {
+                "arch": arch,
+                "parameters": sum(p.numel() for p in network.parameters()),
+                "ms": {b: _forward_ms(network, images, b) for b in BATCH_SIZES},
+                "card": ModelCard.model_validate_json(record.read_text()) if record.exists() else None,
+            }
+        )
+    return rows
+
+
+def formats(images: list[np.ndarray]) -> dict[str, dict[int, float]]:
+    """Images / s through ``Detector.detect`` for the shipped weights and each export of them."""
+    from models.detector import load_detector
+    from models.domains import domain_spec
+    from models.export import EXPORT_FORMATS, export_detector
+    from models.registry import resolve_weights
+
+    size = domain_spec(DOMAIN).image_size
+    ref = resolve_weights("detector", DOMAIN)
+    paths = {"pytorch": (ref.path, ref.sha256)}
+    folder = Path(tempfile.mkdtemp(prefix="argus-bench-export-"))
+    for fmt, suffix in EXPORT_FORMATS.items():
+        card = export_detector(ref.path, fmt, folder / f"detector{suffix}", domain=DOMAIN)
+        paths[fmt] = (folder / card.weights_file, card.sha256)
+    rates: dict[str, dict[int, float]] = {}
+    for name, (path, sha256) in paths.items():
+        detector = load_detector(path, sha256, "cpu", size)
+        rates[name] = {
+            b: len(images) / median_seconds(lambda: detector.detect(images, batch_size=b))  # noqa: B023
+            for b in BATCH_SIZES
+        }
+    return rates
+
+
+def _accuracy_cells(card: Any) -> str:
+    if card is None:
+        return "no record | – | –"
+    per_class = card.metrics["per_class"]
+    classes = ", ".join(f"{name} {c['ap50']:.2f}" for name, c in per_class.items())
+    training = card.training
+    spent = f"{training['epochs']} epochs in {training['train_seconds_cpu'] / 60:.0f} min"
+    return f"{card.metrics['map50']:.3f} | {classes} | {spent}"
+
+
+def section() -> list[str]:
+    """Run the detector benchmarks; the BENCHMARKS.md section as markdown lines."""
+    import torch
+
+    from models.offline import configure_offline_ml
+
+    configure_offline_ml(Path(tempfile.mkdtemp(prefix="argus-bench-")) / "ultralytics")
+    images = _images()
+    archs = architectures(images)
+    rates = formats(images)
+    base = rates["pytorch"]
+    lines = [
+        "## Detector architectures and export formats",
+        "",
+        f"{DOMAIN.capitalize()} detector, {IMAGES} held-out synthetic 256x256 images (latest generator), "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, medians of {REPEATS} runs.",
+        "",
+        "Architectures: network forward (fused, no pre/post-processing) built from each yaml, and the "
+        "held-out mAP50 of one training run each made the same way (from the yaml, same images, same "
+        "wall-clock budget; cards in `benchmarks/records/`):",
+        "",
+        "| arch | parameters | ms / image, batch 1 | ms / image, batch 8 | held-out mAP50 | AP50 per class "
+        "| training |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in archs:
+        ms = row["ms"]
+        lines.append(
+            f"| {row['arch']} | {row['parameters'] / 1e6:.2f} M | {ms[1]:.1f} | {ms[8]:.1f} | "
+            f"{_accuracy_cells(row['card'])} |"
+        )
+    lines += [
+        "",
+        "Export formats of the shipped detector (`argus export`; each export reproduced the original's "
+        "detections on 24 held-out images before it was timed), images / s through `Detector.detect`:",
+        "",
+        "| format | batch 1 | batch 8 | batch 8 vs PyTorch |",
+        "|---|---|---|---|",
+        *[f"| {name} | {r[1]:.1f} | {r[8]:.1f} | {r[8] / base[8]:.2f}x |" for name, r in rates.items()],
+    ]
+    return lines
