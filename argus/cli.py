@@ -360,7 +360,8 @@ def export(
     images; use the file with ARGUS_DETECTOR or --detector."""
     settings = get_settings()
     configure_environment(settings)
-    from models.export import EXPORT_FORMATS, ExportError, export_detector
+    from models.detector import EXPORT_FORMATS
+    from models.export import ExportError, export_detector
     from models.registry import WeightsError
     from tasks import resources
 

@@ -72,9 +72,9 @@ def architectures(images: list[np.ndarray]) -> list[dict[str, Any]]:
 
 def formats(images: list[np.ndarray]) -> dict[str, dict[int, float]]:
     """Images / s through ``Detector.detect`` for the shipped weights and each export of them."""
-    from models.detector import load_detector
+    from models.detector import EXPORT_FORMATS, load_detector
     from models.domains import domain_spec
-    from models.export import EXPORT_FORMATS, export_detector
+    from models.export import export_detector
     from models.registry import resolve_weights
 
     size = domain_spec(DOMAIN).image_size

@@ -18,8 +18,9 @@ from models.types import Detection
 
 # Tasks whose results carry axis-aligned boxes (instance segmentation models detect too).
 DETECTING_TASKS = ("detect", "segment")
-# Exported detectors (models.export): ultralytics runs them through its inference backend.
-EXPORTED_SUFFIXES = (".onnx", ".torchscript")
+# Export formats (models.export) → the file suffix ultralytics gives them; an exported detector runs
+# through ultralytics' inference backend, for prediction only.
+EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
 def _yolo_class() -> Any:
@@ -144,7 +145,7 @@ class Detector:
 
 def _require_export_runtime(path: Path) -> None:
     """A clear error when the runtime of an exported detector is not installed."""
-    if path.suffix == ".onnx":
+    if path.suffix == EXPORT_FORMATS["onnx"]:
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
@@ -176,7 +177,7 @@ def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Dete
     Class names are the model's own (``model.names``), so user weights bring their labels. An
     exported ``.onnx`` or ``.torchscript`` file (``argus export``) loads too, for inference.
     """
-    exported = path.suffix in EXPORTED_SUFFIXES
+    exported = path.suffix in EXPORT_FORMATS.values()
     if exported:
         _require_export_runtime(path)
     else:

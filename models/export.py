@@ -15,16 +15,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.detector import Detector, keep_torch_threads, load_detector
+from models.detector import EXPORT_FORMATS, Detector, keep_torch_threads, load_detector
 from models.domains import domain_spec
-from models.evaluation import HELD_OUT_OFFSET
+from models.evaluation import HELD_OUT_OFFSET, box_iou
 from models.offline import ultralytics_module
 from models.registry import ModelCard, read_card, sha256_file, write_card
 from models.synthetic import LATEST_GENERATOR, samples_for
 from models.types import Detection
 
-# format name → file suffix ultralytics gives it
-EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 # An export that moves a box by more than this (IoU to its original) or changes a score by more than
 # MAX_SCORE_DIFF is not the same model.
 MIN_BOX_IOU = 0.95
@@ -55,13 +53,6 @@ class ExportCheck:
         )
 
 
-def _iou(a: Detection, b: Detection) -> float:
-    ix = max(0.0, min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]))
-    iy = max(0.0, min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]))
-    union = a.width * a.height + b.width * b.height - ix * iy
-    return ix * iy / union if union > 0 else 1.0
-
-
 def compare_detections(original: list[list[Detection]], exported: list[list[Detection]]) -> ExportCheck:
     """Pair each original detection with the exported one of its class that overlaps it most."""
     mismatched, min_iou, max_diff, count = 0, 1.0, 0.0, 0
@@ -71,11 +62,11 @@ def compare_detections(original: list[list[Detection]], exported: list[list[Dete
         for det in ours:
             count += 1
             same_class = [t for t in theirs if t.class_id == det.class_id]
-            best = max(same_class, key=lambda t: _iou(det, t), default=None)
+            best = max(same_class, key=lambda t: box_iou(det.box, t.box), default=None)
             if best is None:
                 min_iou = 0.0
                 continue
-            min_iou = min(min_iou, _iou(det, best))
+            min_iou = min(min_iou, box_iou(det.box, best.box))
             max_diff = max(max_diff, abs(det.score - best.score))
     return ExportCheck(len(original), count, mismatched, round(min_iou, 4), round(max_diff, 4))
 
