@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
-from models.detector import load_detector
+from models.detector import EXPORT_FORMATS, load_detector
 from models.domains import DomainSpec, domain_spec
 from models.evaluation import HELD_OUT_OFFSET, dice_score, evaluate_detector, roi_pairs
 from models.offline import ultralytics_module
@@ -172,6 +172,8 @@ def train_detector(
 def _check_start_weights(path: Path, sha256: str, arch: str, spec: DomainSpec) -> None:
     """Refuse a start checkpoint that is not a YOLO detector of ``arch`` with the domain's classes:
     copying weights between mismatched models transfers only some layers, silently."""
+    if path.suffix in EXPORT_FORMATS.values():
+        raise ValueError(f"{path} is an exported detector (inference only); fine-tuning needs a YOLO .pt")
     base = load_detector(path, sha256, "cpu", spec.image_size)
     if base.class_names != spec.class_names:
         raise ValueError(f"{path} detects {list(base.class_names)}, not {list(spec.class_names)}")

@@ -109,4 +109,8 @@ def test_a_start_checkpoint_of_other_classes_or_architecture_fails_before_any_wo
         train_detector("medical", tmp_path, start_from=industrial)
     with pytest.raises(ValueError, match="is a yolo11n model, not yolo12n"):
         train_detector("industrial", tmp_path, arch="yolo12n", start_from=industrial)
+    exported = tmp_path.parent / f"{tmp_path.name}-industrial.onnx"
+    exported.write_bytes(b"an ONNX graph")  # refused by its kind, before anything reads it
+    with pytest.raises(ValueError, match=r"is an exported detector .* needs a YOLO \.pt"):
+        train_detector("industrial", tmp_path, start_from=exported)
     assert not any(tmp_path.iterdir())
