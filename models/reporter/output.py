@@ -8,12 +8,13 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.reporter.prompts import longest_mm
-from models.reporter.schema import ReportRequest
+from models.reporter.schema import FindingInput, ReportRequest
 from models.reporter.template import count_labels, findings_by_part, label_counts
 
 # A stated size may differ from the measurement by rounding, not more: 1 mm or 15 %, whichever is larger.
 SIZE_TOLERANCE_MM = 1.0
 SIZE_TOLERANCE_FRACTION = 0.15
+_MM = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*mm\b")  # a size in mm within text
 
 _NUMBER_WORDS = {
     "no": 0,
@@ -137,6 +138,7 @@ def grounding_problems(output: ModelOutput, request: ReportRequest) -> list[str]
         if stated.label.strip().lower() != finding.label.lower():
             problems.append(f"finding #{stated.index} is a {finding.label}, not a {stated.label}")
         problems += _size_problems(stated, longest_mm(finding))
+        problems += _description_size_problems(stated, finding)
     for index in sorted(set(expected) - seen):
         problems.append(f"finding #{index} ({expected[index].label}) is missing")
     if output.finding_count != len(expected):
@@ -161,6 +163,16 @@ def _size_problems(stated: OutputFinding, measured: float | None) -> list[str]:
     return []
 
 
+def _description_size_problems(stated: OutputFinding, finding: FindingInput) -> list[str]:
+    """Sizes in mm a finding's description states that the finding does not measure (within rounding)."""
+    measured = [m for m in (finding.width_mm, finding.height_mm, finding.depth_mm) if m is not None]
+    return [
+        f"finding #{stated.index}'s description states {match.group(0)}, which it does not measure"
+        for match in _MM.finditer(stated.description)
+        if not any(_agrees(float(match.group(1)), m) for m in measured)
+    ]
+
+
 def _stated_counts(impression: str, label: str) -> list[int]:
     words = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
     # "2 lesions", "two hypodense lesions", "no focal lesion": a count, up to two words, the label.
@@ -169,9 +181,6 @@ def _stated_counts(impression: str, label: str) -> list[int]:
         int(m.group(1)) if m.group(1).isdigit() else _NUMBER_WORDS[m.group(1)]
         for m in re.finditer(pattern, impression.lower())
     ]
-
-
-_MM = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*mm\b")
 
 
 def _impression_size_problems(impression: str, request: ReportRequest) -> list[str]:
@@ -187,7 +196,7 @@ def _impression_size_problems(impression: str, request: ReportRequest) -> list[s
         stated = float(match.group(1))
         if not any(_agrees(stated, m) for m in measured):
             problems.append(f"the impression states {match.group(0)}, which no finding measures")
-    largest = re.search(r"\blargest\s+(?:is\s+|of\s+)?(\d+(?:\.\d+)?)\s*mm\b", impression, re.IGNORECASE)
+    largest = re.search(r"\blargest:?\s+(?:is\s+|of\s+)?(\d+(?:\.\d+)?)\s*mm\b", impression, re.IGNORECASE)
     longest = [size for f in request.findings if (size := longest_mm(f)) is not None]
     # "Largest" picks one finding: its size stated to the rounding of a whole mm, not another's.
     if largest and longest and abs(float(largest.group(1)) - max(longest)) > 0.5:

@@ -129,6 +129,23 @@ def test_the_largest_size_must_be_the_largest_finding(
     ]
     rounded = good_answer(medical_request, impression="2 lesions detected; largest 15 mm. Recommend review.")
     assert _problems(medical_request, rounded) == []
+    # The prompt's summary wording ("Largest: 15.2 mm.") is checked the same way.
+    summary = good_answer(medical_request, impression="2 lesions detected. Largest: 11.9 mm.")
+    assert _problems(medical_request, summary) == [
+        "the impression gives the largest size as 11.9 mm, not 15.2 mm"
+    ]
+
+
+def test_a_description_may_not_re_measure_its_finding(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    answer = json.loads(good_answer(medical_request))
+    answer["findings"][0]["description"] = "Distinct hypodense lesion, 15 mm."  # 15.2 mm, rounded: fine
+    assert _problems(medical_request, json.dumps(answer)) == []
+    answer["findings"][0]["description"] = "Distinct hypodense lesion, 25.2 mm."
+    assert _problems(medical_request, json.dumps(answer)) == [
+        "finding #1's description states 25.2 mm, which it does not measure"
+    ]
 
 
 def test_inspection_impressions_must_name_examined_parts_with_their_counts() -> None:
