@@ -302,6 +302,10 @@ def train(
             "--from", exists=True, dir_okay=False, help="Detector: fine-tune from this YOLO checkpoint."
         ),
     ] = None,
+    imgsz: Annotated[
+        int | None,
+        typer.Option(min=32, help="Detector: network input side in px (default: the domain's image side)."),
+    ] = None,
 ) -> None:
     """Train a model on seeded synthetic data and write its weights and model card."""
     settings = get_settings()
@@ -331,6 +335,7 @@ def train(
             hours=hours,
             output=output,
             start_from=start_from,
+            image_size=imgsz,
         )
     else:
         card = train_segmenter(

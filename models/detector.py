@@ -171,11 +171,13 @@ def _refuse_plain_torch_files(path: Path) -> None:
 
 
 @lru_cache(maxsize=8)
-def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Detector:
+def load_detector(path: Path, sha256: str, device: str, image_size: int | None = None) -> Detector:
     """Load (once per path, content hash and device) a YOLO model from a local ``.pt`` file.
 
-    Class names are the model's own (``model.names``), so user weights bring their labels. An
-    exported ``.onnx`` or ``.torchscript`` file (``argus export``) loads too, for inference.
+    Class names are the model's own (``model.names``), so user weights bring their labels; so is the
+    input size unless ``image_size`` is given: the size the weights were trained at (a 640 px COCO-style
+    model keeps 640). An exported ``.onnx`` or ``.torchscript`` file (``argus export``) loads too,
+    for inference.
     """
     exported = path.suffix in EXPORT_FORMATS.values()
     if exported:
@@ -192,11 +194,31 @@ def load_detector(path: Path, sha256: str, device: str, image_size: int) -> Dete
             f"{' or '.join(DETECTING_TASKS)} model"
         )
     try:
-        with keep_torch_threads():  # an exported file's names come from its metadata: a predictor reads them
-            names = model.names
+        names, trained_size = _names_and_size(model, path, exported)
     except Exception as exc:
         raise WeightsError(f"cannot load detector weights {path}: {exc}") from exc
     class_names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
     if not exported:  # an exported model is placed on the device by predict(device=...)
         model.to(device)
-    return Detector(model=model, device=device, image_size=image_size, class_names=class_names)
+    size = image_size or _square_side(trained_size, path)
+    return Detector(model=model, device=device, image_size=size, class_names=class_names)
+
+
+def _names_and_size(model: Any, path: Path, exported: bool) -> tuple[Any, Any]:
+    """Class names and training image size a model records: a checkpoint in its train args, an
+    exported file in its metadata (read by the runtime ultralytics would predict with)."""
+    if not exported:
+        return model.names, model.overrides.get("imgsz")
+    import ultralytics.nn.autobackend as autobackend  # ultralytics is imported offline by now
+
+    with keep_torch_threads():  # building a backend runs ultralytics' device selection
+        backend = autobackend.AutoBackend(str(path), device=torch.device("cpu"), verbose=False)
+    return backend.names, backend.metadata.get("imgsz")
+
+
+def _square_side(size: Any, path: Path) -> int:
+    if isinstance(size, (list, tuple)):
+        size = max(size)  # [h, w] of an export; letterboxing pads to a square of the longer side
+    if not isinstance(size, int) or size < 32:
+        raise WeightsError(f"{path} does not record the image size it was trained at ({size!r}); give one")
+    return size

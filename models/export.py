@@ -104,15 +104,15 @@ def export_detector(
         raise ValueError(f"unknown export format {fmt!r}; expected one of {list(EXPORT_FORMATS)}")
     if output.suffix != EXPORT_FORMATS[fmt]:
         raise ValueError(f"a {fmt} export must be named *{EXPORT_FORMATS[fmt]}, not {output.name}")
-    spec = domain_spec(domain)
+    domain_spec(domain)  # an unknown domain fails before any work
     source_sha = sha256_file(weights)
-    original = load_detector(weights, source_sha, "cpu", spec.image_size)
+    original = load_detector(weights, source_sha, "cpu")  # at the size it was trained at
     source_card = read_card(weights)
     version = source_card.generator_version if source_card else LATEST_GENERATOR
     images = [s.image for s in samples_for(domain, HELD_OUT_OFFSET, check_images, version=version)]
     with tempfile.TemporaryDirectory(prefix="argus-export-") as tmp:
-        written = _export_file(weights, fmt, spec.image_size, Path(tmp))
-        exported = load_detector(written, sha256_file(written), "cpu", spec.image_size)
+        written = _export_file(weights, fmt, original.image_size, Path(tmp))
+        exported = load_detector(written, sha256_file(written), "cpu")
         check = compare_detections(
             original.detect(images, confidence=confidence), exported.detect(images, confidence=confidence)
         )

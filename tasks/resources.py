@@ -13,7 +13,6 @@ from argus.objects import object_store as object_store  # re-exported, likewise
 from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
-from models.domains import domain_spec
 from models.offline import configure_offline_ml
 from models.registry import WeightsRef, resolve_weights
 from models.reporter import CropSettings, GenerationSettings, ReportCache, Reporter, ReporterConfig
@@ -71,7 +70,7 @@ def detector(domain: str) -> Detector:
     """The loaded detector of a domain."""
     configure_offline_ml(get_settings().resolved_data_dir / "ultralytics")
     w = weights("detector", domain)
-    return load_detector(w.path, w.sha256, device(), domain_spec(domain).image_size)
+    return load_detector(w.path, w.sha256, device())  # at the size the weights were trained at
 
 
 def segmenter(domain: str) -> Segmenter:

@@ -80,9 +80,10 @@ def test_export_reproduces_the_shipped_detector_and_loads_as_user_weights(tmp_pa
     # The card verifies the file like a shipped one, and the model runs with its own class names.
     ref = resolve_weights("detector", "industrial", out)
     assert (ref.name, ref.version) == ("argus-industrial-detector", card.version)
-    exported = load_detector(ref.path, ref.sha256, "cpu", 256)
-    assert exported.class_names == ("scratch", "dent", "crack")
-    original = load_detector(source, before, "cpu", 256)
+    exported = load_detector(ref.path, ref.sha256, "cpu")
+    # Class names and input size come from the export's own metadata, as from a checkpoint.
+    assert exported.class_names == ("scratch", "dent", "crack") and exported.image_size == 256
+    original = load_detector(source, before, "cpu")
     images = [s.image for s in samples_for("industrial", 31337, 6, version=2)]
     for batch_size in (1, 4):  # ONNX is exported with a dynamic batch; TorchScript traced at 1
         check = compare_detections(

@@ -45,8 +45,9 @@ def test_detector_training_writes_loadable_weights_and_a_true_card(
         "# argus-industrial-detector"
     )
     ref = resolve_weights("detector", "industrial", out)
-    detector = load_detector(ref.path, ref.sha256, "cpu", 256)
+    detector = load_detector(ref.path, ref.sha256, "cpu")
     assert detector.class_names == ("scratch", "dent", "crack")
+    assert detector.image_size == card.input["imgsz"] == 256  # the domain's side, read from the weights
     assert not any(cwd.iterdir()), "ultralytics wrote runs into the working directory"
 
 
@@ -75,6 +76,8 @@ def test_unknown_detector_architecture_or_generator_fails_before_any_work(tmp_pa
         train_detector("industrial", tmp_path, arch="yolov8n")
     with pytest.raises(ValueError, match="unknown generator version 3"):
         train_detector("industrial", tmp_path, generator_version=3)
+    with pytest.raises(ValueError, match="image size 300 must be a multiple of 32"):
+        train_detector("industrial", tmp_path, image_size=300)
     assert not any(tmp_path.iterdir())
 
 
@@ -85,9 +88,18 @@ def test_fine_tuning_starts_from_the_checkpoint_and_the_card_says_so(
     source = WEIGHTS_DIR / "industrial_detector.pt"
     out = tmp_path / "fine-tuned.pt"
     card = train_detector(
-        "industrial", tmp_path / "work", epochs=1, n_train=8, n_val=8, output=out, start_from=source
+        "industrial",
+        tmp_path / "work",
+        epochs=1,
+        n_train=8,
+        n_val=8,
+        output=out,
+        start_from=source,
+        image_size=320,
     )
     assert card.training["start_from_sha256"] == sha256_file(source)
+    # Trained at 320 px (upsampled 256 px images): the weights say so and inference follows them.
+    assert card.input["imgsz"] == 320 and load_detector(out, sha256_file(out), "cpu").image_size == 320
     assert "fine-tuned from industrial_detector.pt" in card.architecture
     # The weights moved from the checkpoint's, not from a random start (their kernels' cosine is ~0).
     assert _cosine(_flat_weights(out), _flat_weights(source)) > 0.9
