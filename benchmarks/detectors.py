@@ -1,8 +1,10 @@
-"""Detector choices on the CPU: YOLO11n vs YOLO12n, and PyTorch vs exported ONNX / TorchScript.
+"""Detector choices on the CPU: YOLO11n vs YOLO12n, input size, and PyTorch vs exported ONNX / TorchScript.
 
 Architectures: the network forward of each yaml at the domain's class count (weights do not change
 its cost), next to the held-out accuracy of one training run per architecture made the same way
 (same data, same wall-clock budget), whose model cards are kept in ``benchmarks/records/``.
+Input sizes: the shipped network run at each size (its cost depends on the size, not the weights), next
+to the held-out accuracy of a detector fine-tuned at that size (its card, in ``benchmarks/records/``).
 Formats: the shipped detector exported by ``models.export`` (which checks it reproduces the
 detections), run through ``Detector.detect`` like any detector weights.
 """
@@ -20,6 +22,7 @@ from benchmarks.models import REPEATS, median_seconds
 DOMAIN = "industrial"
 IMAGES = 32
 BATCH_SIZES = (1, 8)
+INPUT_SIZES = (256, 320)
 RECORDS = Path(__file__).resolve().parent / "records"
 
 
@@ -70,38 +73,55 @@ def architectures(images: list[np.ndarray]) -> list[dict[str, Any]]:
     return rows
 
 
+def _rates(detector: Any, images: list[np.ndarray]) -> dict[int, float]:
+    """Images / s through ``Detector.detect`` by batch size."""
+    return {
+        b: len(images) / median_seconds(lambda: detector.detect(images, batch_size=b))  # noqa: B023
+        for b in BATCH_SIZES
+    }
+
+
+def input_sizes(images: list[np.ndarray]) -> dict[int, dict[str, Any]]:
+    """Per input size: the shipped detector's images / s at it, and the record of a detector trained at it."""
+    from models.detector import load_detector
+    from models.registry import ModelCard, resolve_weights
+
+    ref = resolve_weights("detector", DOMAIN)
+    rows = {}
+    for size in INPUT_SIZES:
+        record = RECORDS / f"{DOMAIN}_detector_imgsz{size}.json"
+        rows[size] = {
+            "rates": _rates(load_detector(ref.path, ref.sha256, "cpu", size), images),
+            "card": ModelCard.model_validate_json(record.read_text()) if record.exists() else None,
+        }
+    return rows
+
+
 def formats(images: list[np.ndarray]) -> dict[str, dict[int, float]]:
     """Images / s through ``Detector.detect`` for the shipped weights and each export of them."""
     from models.detector import EXPORT_FORMATS, load_detector
-    from models.domains import domain_spec
     from models.export import export_detector
     from models.registry import resolve_weights
 
-    size = domain_spec(DOMAIN).image_size
     ref = resolve_weights("detector", DOMAIN)
     paths = {"pytorch": (ref.path, ref.sha256)}
     folder = Path(tempfile.mkdtemp(prefix="argus-bench-export-"))
     for fmt, suffix in EXPORT_FORMATS.items():
         card = export_detector(ref.path, fmt, folder / f"detector{suffix}", domain=DOMAIN)
         paths[fmt] = (folder / card.weights_file, card.sha256)
-    rates: dict[str, dict[int, float]] = {}
-    for name, (path, sha256) in paths.items():
-        detector = load_detector(path, sha256, "cpu", size)
-        rates[name] = {
-            b: len(images) / median_seconds(lambda: detector.detect(images, batch_size=b))  # noqa: B023
-            for b in BATCH_SIZES
-        }
-    return rates
+    return {name: _rates(load_detector(path, sha, "cpu"), images) for name, (path, sha) in paths.items()}
 
 
-def _accuracy_cells(card: Any) -> str:
+def _accuracy_cells(card: Any, metrics: str | None = None) -> str:
+    """mAP50, AP50 per class and training time of a record; ``metrics`` names a nested result (the
+    card's 200-image ``evaluation``) to use instead of the training-time one."""
     if card is None:
         return "no record | – | –"
-    per_class = card.metrics["per_class"]
-    classes = ", ".join(f"{name} {c['ap50']:.2f}" for name, c in per_class.items())
+    result = card.metrics[metrics] if metrics else card.metrics
+    classes = ", ".join(f"{name} {c['ap50']:.2f}" for name, c in result["per_class"].items())
     training = card.training
     spent = f"{training['epochs']} epochs in {training['train_seconds_cpu'] / 60:.0f} min"
-    return f"{card.metrics['map50']:.3f} | {classes} | {spent}"
+    return f"{result['map50']:.3f} | {classes} | {spent}"
 
 
 def section() -> list[str]:
@@ -113,6 +133,7 @@ def section() -> list[str]:
     configure_offline_ml(Path(tempfile.mkdtemp(prefix="argus-bench-")) / "ultralytics")
     images = _images()
     archs = architectures(images)
+    sizes = input_sizes(images)
     rates = formats(images)
     base = rates["pytorch"]
     lines = [
@@ -135,6 +156,21 @@ def section() -> list[str]:
             f"| {row['arch']} | {row['parameters'] / 1e6:.2f} M | {ms[1]:.1f} | {ms[8]:.1f} | "
             f"{_accuracy_cells(row['card'])} |"
         )
+    small = sizes[INPUT_SIZES[0]]["rates"]
+    lines += [
+        "",
+        "Input size: the shipped network letterboxed to each size (images / s through `Detector.detect`), "
+        "and the held-out mAP50 (200 images) of the detector fine-tuned at that size from the same "
+        "checkpoint on the same 1 500 images (cards in `benchmarks/records/`):",
+        "",
+        "| input | batch 1 | batch 8 | batch 8 vs 256 | held-out mAP50 | AP50 per class | training |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {size} px | {row['rates'][1]:.1f} | {row['rates'][8]:.1f} | "
+            f"{row['rates'][8] / small[8]:.2f}x | {_accuracy_cells(row['card'], 'evaluation')} |"
+            for size, row in sizes.items()
+        ],
+    ]
     lines += [
         "",
         "Export formats of the shipped detector (`argus export`; each export reproduced the original's "

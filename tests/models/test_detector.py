@@ -20,10 +20,11 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 @pytest.mark.parametrize("domain", ["medical", "industrial"])
 def test_shipped_detector_finds_most_held_out_findings(domain: str) -> None:
     ref = resolve_weights("detector", domain)
-    detector = load_detector(ref.path, ref.sha256, "cpu", domain_spec(domain).image_size)
+    detector = load_detector(ref.path, ref.sha256, "cpu")
     assert detector.class_names == domain_spec(domain).class_names
     card = read_card(ref.path)
     assert card is not None
+    assert detector.image_size == card.input["imgsz"]  # the input size the weights were trained at
     # Data from the generator version the model was trained and measured on.
     samples = samples_for(domain, seed=HELD_OUT_OFFSET + 5, count=24, version=card.generator_version)
     results = detector.detect([s.image for s in samples], confidence=0.25, batch_size=8)
@@ -40,7 +41,7 @@ def test_shipped_detector_finds_most_held_out_findings(domain: str) -> None:
 
 def test_boxes_come_back_in_source_pixels_for_other_sizes() -> None:
     ref = resolve_weights("detector", "industrial")
-    detector = load_detector(ref.path, ref.sha256, "cpu", 256)
+    detector = load_detector(ref.path, ref.sha256, "cpu")
     sample = next(s for s in samples_for("industrial", 99, 20) if len(s.masks) == 1 and s.class_ids[0] != 1)
     big = np.kron(sample.image, np.ones((2, 2), np.uint8))  # 512 x 512, same content
     small_dets = detector.detect([sample.image])[0]

@@ -82,8 +82,9 @@ def test_export_reproduces_the_shipped_detector_and_loads_as_user_weights(tmp_pa
     assert (ref.name, ref.version) == ("argus-industrial-detector", card.version)
     exported = load_detector(ref.path, ref.sha256, "cpu")
     # Class names and input size come from the export's own metadata, as from a checkpoint.
-    assert exported.class_names == ("scratch", "dent", "crack") and exported.image_size == 256
     original = load_detector(source, before, "cpu")
+    assert exported.class_names == ("scratch", "dent", "crack")
+    assert exported.image_size == original.image_size == card.input["imgsz"]
     images = [s.image for s in samples_for("industrial", 31337, 6, version=2)]
     for batch_size in (1, 4):  # ONNX is exported with a dynamic batch; TorchScript traced at 1
         check = compare_detections(
