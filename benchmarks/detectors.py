@@ -160,8 +160,9 @@ def section() -> list[str]:
     lines += [
         "",
         "Input size: the shipped network letterboxed to each size (images / s through `Detector.detect`), "
-        "and the held-out mAP50 (200 images) of the detector fine-tuned at that size from the same "
-        "checkpoint on the same 1 500 images (cards in `benchmarks/records/`):",
+        "and the held-out mAP50 (200 images) of the detector trained at that size on the same 1 500 images "
+        "(256 px: fine-tuned from the generator-1 detector; 320 px: fine-tuned further from the 256 px one; "
+        "cards in `benchmarks/records/`):",
         "",
         "| input | batch 1 | batch 8 | batch 8 vs 256 | held-out mAP50 | AP50 per class | training |",
         "|---|---|---|---|---|---|---|",
