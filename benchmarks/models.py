@@ -59,9 +59,8 @@ def _segmenter(arch: str) -> Any:
     return load_segmenter(ref.path, ref.sha256, "cpu", arch)
 
 
-def detector_scaling(images: list[np.ndarray]) -> dict[int, float]:
-    """Images per second through ``Detector.detect`` at each batch size."""
-    detector = _detector()
+def detector_scaling(detector: Any, images: list[np.ndarray]) -> dict[int, float]:
+    """Images per second through ``detector.detect`` at each batch size."""
     rates = {}
     for size in BATCH_SIZES:
         seconds = median_seconds(lambda: detector.detect(images, batch_size=size))  # noqa: B023 (run now)
@@ -142,7 +141,8 @@ def section() -> list[str]:
 
     configure_offline_ml(Path(tempfile.mkdtemp(prefix="argus-bench-")) / "ultralytics")
     images, boxes = _images()
-    scaling = detector_scaling(images)
+    detector = _detector()
+    scaling = detector_scaling(detector, images)
     segmentation = {arch: roi_vs_whole(images, boxes, arch) for arch in ARCHS}
     memory = {job: _peak_rss_mb(job) for job in ("detector", *ARCHS)}
     base = scaling[1]
@@ -152,7 +152,7 @@ def section() -> list[str]:
         f"Shipped {DOMAIN} models, {IMAGES} held-out synthetic 256x256 images, torch "
         f"{torch.__version__} with {torch.get_num_threads()} threads, medians of {REPEATS} runs.",
         "",
-        f"Detector (YOLO, letterboxed to its {_detector().image_size} px input) through `Detector.detect`, "
+        f"Detector (YOLO, letterboxed to its {detector.image_size} px input) through `Detector.detect`, "
         "by batch size:",
         "",
         "| batch | images / s | vs batch 1 |",

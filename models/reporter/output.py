@@ -163,13 +163,21 @@ def _size_problems(stated: OutputFinding, measured: float | None) -> list[str]:
     return []
 
 
+def _unmeasured_sizes(text: str, measured: list[float]) -> list[str]:
+    """The sizes in mm ``text`` states ("12.5 mm") that agree with none of ``measured`` (within rounding)."""
+    return [
+        match.group(0)
+        for match in _MM.finditer(text)
+        if not any(_agrees(float(match.group(1)), m) for m in measured)
+    ]
+
+
 def _description_size_problems(stated: OutputFinding, finding: FindingInput) -> list[str]:
-    """Sizes in mm a finding's description states that the finding does not measure (within rounding)."""
+    """Sizes in mm a finding's description states that the finding does not measure."""
     measured = [m for m in (finding.width_mm, finding.height_mm, finding.depth_mm) if m is not None]
     return [
-        f"finding #{stated.index}'s description states {match.group(0)}, which it does not measure"
-        for match in _MM.finditer(stated.description)
-        if not any(_agrees(float(match.group(1)), m) for m in measured)
+        f"finding #{stated.index}'s description states {size}, which it does not measure"
+        for size in _unmeasured_sizes(stated.description, measured)
     ]
 
 
@@ -191,11 +199,10 @@ def _impression_size_problems(impression: str, request: ReportRequest) -> list[s
         for value in (longest_mm(f), f.width_mm, f.height_mm, f.depth_mm)
         if value is not None
     ]
-    problems = []
-    for match in _MM.finditer(impression):
-        stated = float(match.group(1))
-        if not any(_agrees(stated, m) for m in measured):
-            problems.append(f"the impression states {match.group(0)}, which no finding measures")
+    problems = [
+        f"the impression states {size}, which no finding measures"
+        for size in _unmeasured_sizes(impression, measured)
+    ]
     largest = re.search(r"\blargest:?\s+(?:is\s+|of\s+)?(\d+(?:\.\d+)?)\s*mm\b", impression, re.IGNORECASE)
     longest = [size for f in request.findings if (size := longest_mm(f)) is not None]
     # "Largest" picks one finding: its size stated to the rounding of a whole mm, not another's.
