@@ -63,6 +63,7 @@ def test_garbage_output_is_repaired_once_then_falls_back(tiny_vlm_dir: Path, med
 def test_guided_decoding_gives_the_findings_and_generates_only_the_text(
     tiny_vlm_dir: Path, medical_request: Any
 ) -> None:
+    from models.reporter.copying import copyable_words, fits
     from models.reporter.output import answer_skeleton, grounding_problems, parse_output
     from models.reporter.prompts import build_messages, load_prompt
 
@@ -77,6 +78,9 @@ def test_guided_decoding_gives_the_findings_and_generates_only_the_text(
     ]
     assert [f.longest_mm for f in output.findings] == [15.2, 11.9]
     assert not [p for p in grounding_problems(output, medical_request) if "finding #" in p]
+    # Whatever it wrote, its numbers and names are copies of the prompt's (a cut-off one, a beginning).
+    shown = copyable_words(messages[1].text)
+    assert all(fits(text, shown) for text in [output.impression, *(f.description for f in output.findings)])
     assert 0 < (completion.completion_tokens or 0) <= 30 and completion.prompt_tokens
 
 
