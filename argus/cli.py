@@ -306,6 +306,14 @@ def train(
         int | None,
         typer.Option(min=32, help="Detector: network input side in px (default: the domain's image side)."),
     ] = None,
+    lr0: Annotated[
+        float | None,
+        typer.Option(
+            min=1e-6,
+            max=0.5,
+            help="Detector: AdamW's initial learning rate (default: ultralytics' automatic choice).",
+        ),
+    ] = None,
 ) -> None:
     """Train a model on seeded synthetic data and write its weights and model card."""
     settings = get_settings()
@@ -336,6 +344,7 @@ def train(
             output=output,
             start_from=start_from,
             image_size=imgsz,
+            learning_rate=lr0,
         )
     else:
         card = train_segmenter(

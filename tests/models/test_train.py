@@ -78,6 +78,8 @@ def test_unknown_detector_architecture_or_generator_fails_before_any_work(tmp_pa
         train_detector("industrial", tmp_path, generator_version=3)
     with pytest.raises(ValueError, match="image size 300 must be a multiple of 32"):
         train_detector("industrial", tmp_path, image_size=300)
+    with pytest.raises(ValueError, match=r"learning rate 2\.0 must be between 0 and 1"):
+        train_detector("industrial", tmp_path, learning_rate=2.0)
     assert not any(tmp_path.iterdir())
 
 
@@ -96,10 +98,16 @@ def test_fine_tuning_starts_from_the_checkpoint_and_the_card_says_so(
         output=out,
         start_from=source,
         image_size=320,
+        learning_rate=0.0005,
     )
     assert card.training["start_from_sha256"] == sha256_file(source)
     # Trained at 320 px (upsampled 256 px images): the weights say so and inference follows them.
-    assert card.input["imgsz"] == 320 and load_detector(out, sha256_file(out), "cpu").image_size == 320
+    tuned = load_detector(out, sha256_file(out), "cpu")
+    assert card.input["imgsz"] == 320 and tuned.image_size == 320
+    # The rate given, not ultralytics' automatic one: the card and the checkpoint's train args agree.
+    train_args = torch.load(out, map_location="cpu", weights_only=False)["train_args"]
+    assert card.training["optimizer"] == train_args["optimizer"] == "AdamW"
+    assert card.training["lr0"] == train_args["lr0"] == 0.0005
     assert "fine-tuned from industrial_detector.pt" in card.architecture
     # The weights moved from the checkpoint's, not from a random start (their kernels' cosine is ~0).
     assert _cosine(_flat_weights(out), _flat_weights(source)) > 0.9
