@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.models import REPEATS, median_seconds
+from benchmarks.models import REPEATS, detector_scaling, median_seconds
 
 DOMAIN = "industrial"
 IMAGES = 32
@@ -73,14 +73,6 @@ def architectures(images: list[np.ndarray]) -> list[dict[str, Any]]:
     return rows
 
 
-def _rates(detector: Any, images: list[np.ndarray]) -> dict[int, float]:
-    """Images / s through ``Detector.detect`` by batch size."""
-    return {
-        b: len(images) / median_seconds(lambda: detector.detect(images, batch_size=b))  # noqa: B023
-        for b in BATCH_SIZES
-    }
-
-
 def input_sizes(images: list[np.ndarray]) -> dict[int, dict[str, Any]]:
     """Per input size: the shipped detector's images / s at it, and the record of a detector trained at it."""
     from models.detector import load_detector
@@ -91,7 +83,7 @@ def input_sizes(images: list[np.ndarray]) -> dict[int, dict[str, Any]]:
     for size in INPUT_SIZES:
         record = RECORDS / f"{DOMAIN}_detector_imgsz{size}.json"
         rows[size] = {
-            "rates": _rates(load_detector(ref.path, ref.sha256, "cpu", size), images),
+            "rates": detector_scaling(load_detector(ref.path, ref.sha256, "cpu", size), images, BATCH_SIZES),
             "card": ModelCard.model_validate_json(record.read_text()) if record.exists() else None,
         }
     return rows
@@ -109,7 +101,10 @@ def formats(images: list[np.ndarray]) -> dict[str, dict[int, float]]:
     for fmt, suffix in EXPORT_FORMATS.items():
         card = export_detector(ref.path, fmt, folder / f"detector{suffix}", domain=DOMAIN)
         paths[fmt] = (folder / card.weights_file, card.sha256)
-    return {name: _rates(load_detector(path, sha, "cpu"), images) for name, (path, sha) in paths.items()}
+    return {
+        name: detector_scaling(load_detector(path, sha, "cpu"), images, BATCH_SIZES)
+        for name, (path, sha) in paths.items()
+    }
 
 
 def _accuracy_cells(card: Any, metrics: str | None = None) -> str:

@@ -59,10 +59,12 @@ def _segmenter(arch: str) -> Any:
     return load_segmenter(ref.path, ref.sha256, "cpu", arch)
 
 
-def detector_scaling(detector: Any, images: list[np.ndarray]) -> dict[int, float]:
+def detector_scaling(
+    detector: Any, images: list[np.ndarray], batch_sizes: tuple[int, ...] = BATCH_SIZES
+) -> dict[int, float]:
     """Images per second through ``detector.detect`` at each batch size."""
     rates = {}
-    for size in BATCH_SIZES:
+    for size in batch_sizes:
         seconds = median_seconds(lambda: detector.detect(images, batch_size=size))  # noqa: B023 (run now)
         rates[size] = len(images) / seconds
     return rates

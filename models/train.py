@@ -103,6 +103,7 @@ def train_detector(
         raise ValueError(f"image size {imgsz} must be a multiple of 32 (YOLO's largest stride)")
     if learning_rate is not None and not 0 < learning_rate < 1:
         raise ValueError(f"learning rate {learning_rate} must be between 0 and 1")
+    optimizer = {} if learning_rate is None else {"optimizer": "AdamW", "lr0": learning_rate}
     start_sha, origin = None, "not pretrained"
     if start_from is not None:
         start_sha = sha256_file(start_from)
@@ -135,11 +136,7 @@ def train_detector(
         cache=True,
         amp=False,  # on CUDA, ultralytics' AMP self-check downloads a model
         # As ultralytics' automatic choice does for AdamW: bias warm-up from 0, not SGD's 0.1.
-        **(
-            {}
-            if learning_rate is None
-            else {"optimizer": "AdamW", "lr0": learning_rate, "warmup_bias_lr": 0.0}
-        ),
+        **({**optimizer, "warmup_bias_lr": 0.0} if optimizer else {}),
         mosaic=1.0,
         close_mosaic=3,
         fliplr=0.5,
@@ -172,7 +169,7 @@ def train_detector(
             "generator": _generator_call(domain, seed, generator_version),
             "arch": arch,
             **({} if start_sha is None else {"start_from_sha256": start_sha}),
-            **({} if learning_rate is None else {"optimizer": "AdamW", "lr0": learning_rate}),
+            **optimizer,
             "train_images": n_train,
             "held_out_images": n_val,
             "held_out_seed": seed + HELD_OUT_OFFSET,

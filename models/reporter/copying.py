@@ -16,8 +16,9 @@ from functools import lru_cache
 from typing import Any
 
 # A "word" here: what numbers, measurements, ranges and file names are made of.
-_WORD = re.compile(r"[A-Za-z0-9_.\-]+")
-_TAIL = re.compile(r"[A-Za-z0-9_.\-]*$")
+_WORD_CHAR = r"[A-Za-z0-9_.\-]"
+_WORD = re.compile(f"{_WORD_CHAR}+")
+_TAIL = re.compile(f"{_WORD_CHAR}*$")  # the word a text ends in, possibly empty
 _DIGIT = re.compile(r"\d")
 
 
