@@ -54,16 +54,21 @@ def suppress_nested(detections: list[Detection], max_overlap: float = 0.7) -> li
 
 @contextmanager
 def keep_torch_threads() -> Iterator[None]:
-    """Undo ultralytics' change of torch's thread count in the block.
+    """Keep torch's thread count through ultralytics' calls in the block.
 
-    Its device selection (in predict, export, train) sets torch's process-wide thread count to
-    cpu_count - 1: 1 on a 2-core worker, 40 % fewer images/s there, and every model after it slowed
-    too. The process gets its own setting back (torch's default, or OMP_NUM_THREADS).
+    Its device selection (in predict, export, train, val) sets torch's process-wide thread count to
+    cpu_count - 1: 1 on a 2-core worker, 40 % fewer images/s there, half the machine idle while
+    training, and every model after it slowed too. In the block it selects the process's own
+    setting (torch's default, or OMP_NUM_THREADS), which the process also gets back afterwards.
     """
     threads = torch.get_num_threads()
+    torch_utils = ultralytics_module().utils.torch_utils
+    selected = torch_utils.NUM_THREADS
+    torch_utils.NUM_THREADS = threads
     try:
         yield
     finally:
+        torch_utils.NUM_THREADS = selected
         torch.set_num_threads(threads)
 
 

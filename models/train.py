@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
-from models.detector import EXPORT_FORMATS, load_detector
+from models.detector import EXPORT_FORMATS, keep_torch_threads, load_detector
 from models.domains import DomainSpec, domain_spec
 from models.evaluation import HELD_OUT_OFFSET, dice_score, evaluate_detector, roi_pairs
 from models.offline import ultralytics_module
@@ -118,33 +118,36 @@ def train_detector(
     model = YOLO(f"{arch}.yaml", task="detect")
     if start_from is not None:
         model.load(str(start_from))
-    model.train(
-        data=str(data_yaml),
-        epochs=epochs,
-        time=hours,
-        imgsz=imgsz,
-        batch=16,
-        device="cpu" if not torch.cuda.is_available() else 0,
-        workers=2,
-        seed=seed,
-        deterministic=True,
-        project=str(work_dir / "runs"),
-        name=f"{domain}_detector",
-        exist_ok=True,
-        plots=False,
-        verbose=False,
-        cache=True,
-        amp=False,  # on CUDA, ultralytics' AMP self-check downloads a model
-        # As ultralytics' automatic choice does for AdamW: bias warm-up from 0, not SGD's 0.1.
-        **({**optimizer, "warmup_bias_lr": 0.0} if optimizer else {}),
-        mosaic=1.0,
-        close_mosaic=3,
-        fliplr=0.5,
-        flipud=0.5,
-        degrees=0.0,
-        hsv_h=0.0,
-        hsv_s=0.0,
-    )
+    threads: list[int] = []  # what torch trained with, for the card: training time depends on it
+    model.add_callback("on_train_start", lambda trainer: threads.append(torch.get_num_threads()))
+    with keep_torch_threads():  # ultralytics would train on cpu_count - 1 threads
+        model.train(
+            data=str(data_yaml),
+            epochs=epochs,
+            time=hours,
+            imgsz=imgsz,
+            batch=16,
+            device="cpu" if not torch.cuda.is_available() else 0,
+            workers=2,
+            seed=seed,
+            deterministic=True,
+            project=str(work_dir / "runs"),
+            name=f"{domain}_detector",
+            exist_ok=True,
+            plots=False,
+            verbose=False,
+            cache=True,
+            amp=False,  # on CUDA, ultralytics' AMP self-check downloads a model
+            # As ultralytics' automatic choice does for AdamW: bias warm-up from 0, not SGD's 0.1.
+            **({**optimizer, "warmup_bias_lr": 0.0} if optimizer else {}),
+            mosaic=1.0,
+            close_mosaic=3,
+            fliplr=0.5,
+            flipud=0.5,
+            degrees=0.0,
+            hsv_h=0.0,
+            hsv_s=0.0,
+        )
     train_seconds = time.monotonic() - started
     best = Path(model.trainer.best)  # where this run wrote its best epoch
     target = output or WEIGHTS_DIR / spec.detector_file
@@ -176,6 +179,7 @@ def train_detector(
             "epochs": model.trainer.epoch + 1,  # the epochs run, also under a time budget
             **({} if hours is None else {"time_budget_hours": hours}),
             "train_seconds_cpu": round(train_seconds, 1),
+            "torch_threads": threads[0],
         },
         metrics=metrics,
         generator_version=generator_version,
@@ -201,19 +205,20 @@ def _check_start_weights(path: Path, sha256: str, arch: str, spec: DomainSpec) -
 def ultralytics_val(weights: Path, data_yaml: Path, image_size: int) -> dict[str, Any]:
     """ultralytics' own mAP50 / mAP50-95 on a dataset's val split: a cross-check of ours."""
     model = ultralytics_module().YOLO(str(weights), task="detect")
-    res = model.val(
-        data=str(data_yaml),
-        split="val",
-        imgsz=image_size,
-        batch=16,
-        device="cpu",
-        plots=False,
-        verbose=False,
-        workers=0,
-        # Next to the dataset: a relative default would write runs/detect/val* into the working directory.
-        project=str(data_yaml.parent / "val_runs"),
-        exist_ok=True,
-    )
+    with keep_torch_threads():
+        res = model.val(
+            data=str(data_yaml),
+            split="val",
+            imgsz=image_size,
+            batch=16,
+            device="cpu",
+            plots=False,
+            verbose=False,
+            workers=0,
+            # Next to the dataset: a relative default would write runs/detect/val* into the working directory.
+            project=str(data_yaml.parent / "val_runs"),
+            exist_ok=True,
+        )
     names = model.names
     per_class = {
         names[int(c)]: round(float(ap), 4) for c, ap in zip(res.box.ap_class_index, res.box.ap50, strict=True)

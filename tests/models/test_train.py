@@ -25,9 +25,12 @@ def test_detector_training_writes_loadable_weights_and_a_true_card(
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
+    threads = torch.get_num_threads()
     card = train_detector(
         "industrial", work, epochs=1, n_train=8, n_val=4, arch=arch, generator_version=version, output=out
     )
+    # ultralytics would have trained on cpu_count - 1 threads and left the process there.
+    assert card.training["torch_threads"] == threads == torch.get_num_threads()
     assert card.sha256 == sha256_file(out) and card.size_bytes == out.stat().st_size
     assert card.class_names == ["scratch", "dent", "crack"]
     # Our mAP50 on the held-out split, with ultralytics' own val as a cross-check beside it.
