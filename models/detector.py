@@ -28,11 +28,15 @@ def _yolo_class() -> Any:
     return ultralytics_module().YOLO
 
 
-def suppress_nested(detections: list[Detection], max_overlap: float = 0.7) -> list[Detection]:
-    """Drop a same-class box mostly inside a higher-scoring one.
+def suppress_nested(
+    detections: list[Detection], max_overlap: float = 0.7, min_iou: float = 0.3
+) -> list[Detection]:
+    """Drop a same-class box mostly inside a higher-scoring one that it also overlaps as a whole.
 
     IoU-based NMS keeps a small box nested in a large one (their IoU is low), which would count one
-    lesion or defect twice in the report; overlap is measured against the smaller box instead.
+    lesion or defect twice in the report; overlap is measured against the smaller box instead. A box
+    that covers under ``min_iou`` of the larger one (IoU) is kept: a duplicate of a finding overlaps it
+    far more than a second, small lesion lying inside the first one's box does.
     """
     kept: list[Detection] = []
     for det in sorted(detections, key=lambda d: -d.score):
@@ -43,8 +47,10 @@ def suppress_nested(detections: list[Detection], max_overlap: float = 0.7) -> li
                 continue
             ix = max(0.0, min(det.box[2], other.box[2]) - max(det.box[0], other.box[0]))
             iy = max(0.0, min(det.box[3], other.box[3]) - max(det.box[1], other.box[1]))
+            inter = ix * iy
             smaller = min(area, other.width * other.height)
-            if smaller > 0 and ix * iy / smaller >= max_overlap:
+            union = area + other.width * other.height - inter
+            if smaller > 0 and inter / smaller >= max_overlap and inter / union >= min_iou:
                 nested = True
                 break
         if not nested:

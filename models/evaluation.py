@@ -169,7 +169,8 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """mAP50 overall and per class on ``samples``, with counts.
 
-    ``map50`` scores the adapter as deployed (nested same-class boxes suppressed); ``map50_raw``
+    ``map50`` scores the adapter as deployed (duplicate boxes nested in a better one suppressed:
+    ``models.detector.suppress_nested``); ``map50_raw``
     scores YOLO's own output, the number ultralytics' ``val`` reports. Per class, the predictions
     above the operating confidence and the instances they find show what a user would see.
     """

@@ -72,6 +72,19 @@ def test_nested_same_class_boxes_are_counted_once() -> None:
     assert kept == [big, other_class, apart]
 
 
+def test_a_small_lesion_inside_a_larger_ones_box_is_a_second_finding() -> None:
+    from models.detector import suppress_nested
+    from models.types import Detection
+
+    # Two lesions side by side: the small one lies wholly in the corner of the large one's box, but
+    # covers a tenth of it (IoU 0.1); a duplicate box of the large lesion covers most of it.
+    large = Detection("lesion", 0, 0.9, (100.0, 100.0, 131.0, 131.0))
+    small = Detection("lesion", 0, 0.6, (121.0, 121.0, 130.0, 130.0))
+    duplicate = Detection("lesion", 0, 0.5, (102.0, 104.0, 126.0, 129.0))
+    assert suppress_nested([small, duplicate, large]) == [large, small]
+    assert suppress_nested([small, large], min_iou=0.0) == [large]
+
+
 def test_detecting_leaves_torchs_thread_count_alone() -> None:
     import torch
 
