@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.boxes import box_intersection, box_iou
 from models.offline import ultralytics_module
 from models.registry import WeightsError, require_torch_archive
 from models.types import Detection
@@ -45,12 +46,12 @@ def suppress_nested(
         for other in kept:
             if other.class_id != det.class_id:
                 continue
-            ix = max(0.0, min(det.box[2], other.box[2]) - max(det.box[0], other.box[0]))
-            iy = max(0.0, min(det.box[3], other.box[3]) - max(det.box[1], other.box[1]))
-            inter = ix * iy
             smaller = min(area, other.width * other.height)
-            union = area + other.width * other.height - inter
-            if smaller > 0 and inter / smaller >= max_overlap and inter / union >= min_iou:
+            if (
+                smaller > 0
+                and box_intersection(det.box, other.box) / smaller >= max_overlap
+                and box_iou(det.box, other.box) >= min_iou
+            ):
                 nested = True
                 break
         if not nested:

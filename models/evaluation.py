@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from models.boxes import box_iou
 from models.detector import Detector, suppress_nested
 from models.registry import WeightsRef
 from models.segmenter import Segmenter, SegmenterConfig, crop_roi, roi_window
@@ -24,8 +25,6 @@ IOU_THRESHOLD = 0.5
 # ultralytics' val settings: a low confidence keeps the whole precision/recall curve.
 EVAL_CONFIDENCE = 0.001
 EVAL_NMS_IOU = 0.7
-
-BoxLike = Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -56,15 +55,6 @@ class ClassAP:
     instances: int
     predictions: int
     true_positives: int
-
-
-def box_iou(a: BoxLike, b: BoxLike) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes; 0 for degenerate boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def average_precision(matched: Sequence[bool], n_truth: int) -> float:

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from models.boxes import box_iou
 from models.detector import EXPORT_FORMATS, Detector, keep_torch_threads, load_detector
 from models.domains import domain_spec
-from models.evaluation import HELD_OUT_OFFSET, box_iou
+from models.evaluation import HELD_OUT_OFFSET
 from models.offline import ultralytics_module
 from models.registry import ModelCard, read_card, sha256_file, write_card
 from models.synthetic import LATEST_GENERATOR, samples_for

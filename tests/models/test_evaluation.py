@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from models.boxes import box_iou
 from models.evaluation import (
     Prediction,
     Truth,
     average_precision,
-    box_iou,
     detection_ap,
     dice_score,
     match_class,
