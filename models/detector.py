@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,37 @@ def suppress_nested(
     return kept
 
 
+class _UltralyticsThreadSetting:
+    """ultralytics' thread setting, patched while any ``keep_torch_threads`` block is open.
+
+    Blocks overlap when Prefect runs tasks in worker threads: the setting is saved by the first
+    block to open and put back by the last to close, so no block restores another's patch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._saved: int | None = None
+
+    def open(self, threads: int) -> None:
+        torch_utils = ultralytics_module().utils.torch_utils
+        with self._lock:
+            if self._open == 0:
+                self._saved = torch_utils.NUM_THREADS
+            self._open += 1
+            torch_utils.NUM_THREADS = threads
+
+    def close(self) -> None:
+        torch_utils = ultralytics_module().utils.torch_utils
+        with self._lock:
+            self._open -= 1
+            if self._open == 0:
+                torch_utils.NUM_THREADS = self._saved
+
+
+_THREAD_SETTING = _UltralyticsThreadSetting()
+
+
 @contextmanager
 def keep_torch_threads() -> Iterator[None]:
     """Keep torch's thread count through ultralytics' calls in the block.
@@ -69,13 +101,11 @@ def keep_torch_threads() -> Iterator[None]:
     setting (torch's default, or OMP_NUM_THREADS), which the process also gets back afterwards.
     """
     threads = torch.get_num_threads()
-    torch_utils = ultralytics_module().utils.torch_utils
-    selected = torch_utils.NUM_THREADS
-    torch_utils.NUM_THREADS = threads
+    _THREAD_SETTING.open(threads)
     try:
         yield
     finally:
-        torch_utils.NUM_THREADS = selected
+        _THREAD_SETTING.close()
         torch.set_num_threads(threads)
 
 

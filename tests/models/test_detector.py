@@ -101,3 +101,25 @@ def test_detecting_leaves_torchs_thread_count_alone() -> None:
         assert torch.get_num_threads() == wanted
     finally:
         torch.set_num_threads(before)
+
+
+def test_overlapping_thread_blocks_restore_ultralytics_setting_once() -> None:
+    """Prefect worker threads overlap blocks: the last to close, not the first, restores it."""
+    import torch
+
+    from models.detector import keep_torch_threads
+    from models.offline import ultralytics_module
+
+    torch_utils = ultralytics_module().utils.torch_utils
+    selected, before = torch_utils.NUM_THREADS, torch.get_num_threads()
+    torch.set_num_threads(selected + 1)  # a count the two settings cannot share by chance
+    try:
+        first, second = keep_torch_threads(), keep_torch_threads()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert selected + 1 == torch_utils.NUM_THREADS  # the second block is still open
+        second.__exit__(None, None, None)
+        assert selected == torch_utils.NUM_THREADS
+    finally:
+        torch.set_num_threads(before)
