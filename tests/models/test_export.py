@@ -67,7 +67,9 @@ def test_export_reproduces_the_shipped_detector_and_loads_as_user_weights(tmp_pa
     before = sha256_file(source)
     out = tmp_path / f"industrial.{fmt}"
     threads = torch.get_num_threads()
+    load_detector.cache_clear()  # a cache that is not full, so an extra entry shows
     card = export_detector(source, fmt, out, domain="industrial", check_images=8)
+    assert load_detector.cache_info().currsize == 1, "the temporary export holds a cache slot"
     # ultralytics' device selection (export, an exported model's first use) must not leave torch at 1 thread.
     assert torch.get_num_threads() == threads
     assert sha256_file(source) == before, "the shipped weights were touched"
