@@ -549,16 +549,22 @@ REPORTER_RATES = (
 )
 
 
+def _interval(bounds: list[float] | tuple[float, float] | None) -> str:
+    """A bootstrap interval as text; cards written before intervals were computed have none."""
+    return "n/a" if not bounds else f"{bounds[0]:.3f}–{bounds[1]:.3f}"
+
+
 def _print_evaluation(report: dict[str, Any]) -> None:
     det = report["detector"]
     table = Table(
         title=f"{report['domain']} detector {det['model']} on {det['images']} held-out images "
         f"(generator v{report['generator_version']}, seed {report['held_out_seed']}): "
-        f"mAP50 {_fmt(det['map50'])}"
+        f"mAP50 {_fmt(det['map50'])} (95 % interval {_interval(det.get('map50_ci95'))})"
     )
     for column in (
         "class",
         "AP50",
+        "95 % interval",
         "images",
         "instances",
         "predictions",
@@ -570,6 +576,7 @@ def _print_evaluation(report: dict[str, Any]) -> None:
         table.add_row(
             cls,
             _fmt(c["ap50"]),
+            _interval(c.get("ap50_ci95")),
             str(c["images"]),
             str(c["instances"]),
             str(c["predictions"]),

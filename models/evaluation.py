@@ -127,6 +127,59 @@ def detection_ap(
     return (float(np.mean(aps)) if aps else None), per_class
 
 
+def map50_interval(
+    predictions: Sequence[Prediction],
+    truths: Sequence[Truth],
+    class_names: Sequence[str],
+    n_images: int,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[tuple[float, float] | None, dict[str, tuple[float, float] | None]]:
+    """Percentile bootstrap interval of mAP50 (and of each class's AP) over the evaluated images.
+
+    How far the number could move on another split of the same size: images are drawn with
+    replacement ``resamples`` times. A prediction's match depends only on its own image, so each
+    is matched once and a resample repeats it as often as its image was drawn. A resample without
+    instances of a class leaves that class out (as ``detection_ap`` does); None: no instance at all.
+    """
+    if n_images <= max([p.image for p in predictions] + [t.image for t in truths], default=-1):
+        raise ValueError(f"an image index is outside the {n_images} evaluated images")
+    rng = np.random.default_rng(seed)
+    draws = np.stack(
+        [np.bincount(rng.integers(0, n_images, n_images), minlength=n_images) for _ in range(resamples)]
+    )
+    per_class_aps: dict[str, np.ndarray] = {}
+    for cls, name in enumerate(class_names):
+        ordered = sorted((p for p in predictions if p.class_id == cls), key=lambda p: -p.score)
+        gts = [t for t in truths if t.class_id == cls]
+        flags = np.asarray(match_class(ordered, gts), dtype=bool)
+        images = np.asarray([p.image for p in ordered], dtype=int)
+        truth_counts = np.bincount(np.asarray([t.image for t in gts], dtype=int), minlength=n_images)
+        aps = np.full(resamples, np.nan)
+        for r, drawn in enumerate(draws):
+            n_truth = int(drawn @ truth_counts)
+            if n_truth:
+                aps[r] = average_precision(np.repeat(flags, drawn[images]).tolist(), n_truth)
+        per_class_aps[name] = aps
+    tail = (1 - level) / 2 * 100
+
+    def bounds(values: np.ndarray) -> tuple[float, float] | None:
+        values = values[~np.isnan(values)]
+        if not len(values):
+            return None
+        lo, hi = np.percentile(values, [tail, 100 - tail])
+        return round(float(lo), 4), round(float(hi), 4)
+
+    by_resample = np.stack(list(per_class_aps.values()))
+    has_ap = ~np.isnan(by_resample)
+    counts = has_ap.sum(axis=0)  # classes with instances in each resample
+    sums = np.where(has_ap, by_resample, 0.0).sum(axis=0)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return bounds(means), {name: bounds(aps) for name, aps in per_class_aps.items()}
+
+
 def truths_of(samples: Sequence[Sample]) -> list[Truth]:
     """Ground-truth instances of generated samples."""
     return [
@@ -161,24 +214,28 @@ def evaluate_detector(
 
     ``map50`` scores the adapter as deployed (duplicate boxes nested in a better one suppressed:
     ``models.detector.suppress_nested``); ``map50_raw``
-    scores YOLO's own output, the number ultralytics' ``val`` reports. Per class, the predictions
+    scores YOLO's own output, the number ultralytics' ``val`` reports; ``map50_ci95`` (and each
+    class's ``ap50_ci95``) is the deployed score's bootstrap interval over images. Per class, the predictions
     above the operating confidence and the instances they find show what a user would see.
     """
     raw = predict_samples(detector, samples)
     deployed = _predictions([suppress_nested(list(dets)) for dets in raw])
     truths = truths_of(samples)
     map50, per_class = detection_ap(deployed, truths, detector.class_names)
+    map50_ci, class_ci = map50_interval(deployed, truths, detector.class_names, len(samples))
     map50_raw, _ = detection_ap(_predictions(raw), truths, detector.class_names)
     operating = [p for p in deployed if p.score >= operating_confidence]
     _, at_operating = detection_ap(operating, truths, detector.class_names)
     return {
         "map50": _round(map50),
+        "map50_ci95": map50_ci,
         "map50_raw": _round(map50_raw),
         "images": len(samples),
         "instances": len(truths),
         "per_class": {
             name: {
                 "ap50": _round(c.ap50),
+                "ap50_ci95": class_ci[name],
                 "images": c.images,
                 "instances": c.instances,
                 "predictions": c.predictions,

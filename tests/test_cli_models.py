@@ -18,6 +18,8 @@ def test_evaluate_json_has_the_documented_shape(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     detector = report["detector"]
     assert 0.0 <= detector["map50"] <= 1.0 and detector["images"] == 12
+    low, high = detector["map50_ci95"]  # the bootstrap interval over the 12 images
+    assert 0.0 <= low <= high <= 1.0 and all(len(c["ap50_ci95"]) == 2 for c in detector["per_class"].values())
     assert list(detector["per_class"]) == ["scratch", "dent", "crack"]
     assert sum(c["instances"] for c in detector["per_class"].values()) == detector["instances"] > 0
     assert len(detector["weights_sha256"]) == 64

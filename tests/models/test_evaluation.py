@@ -10,6 +10,7 @@ from models.evaluation import (
     average_precision,
     detection_ap,
     dice_score,
+    map50_interval,
     match_class,
 )
 
@@ -93,6 +94,37 @@ def test_all_point_interpolation_by_hand() -> None:
     # Recall 1/3 at precision 1, recall 2/3 at precision 2/3 → AP = 1/3 + 1/3 * 2/3.
     assert average_precision([True, False, True], 3) == pytest.approx(1 / 3 + 2 / 9)
     assert average_precision([], 3) == 0.0
+
+
+def test_bootstrap_interval_of_perfect_and_empty_predictions_is_a_point() -> None:
+    truths = [_gt(i, (10, 10, 30, 30)) for i in range(6)]
+    perfect = [_pred(t.image, t.box, 0.9) for t in truths]
+    assert map50_interval(perfect, truths, NAMES, 8, resamples=50) == (
+        (1.0, 1.0),
+        {"scratch": (1.0, 1.0), "dent": None},
+    )
+    assert map50_interval([], truths, NAMES, 8, resamples=50)[0] == (0.0, 0.0)
+    assert map50_interval([], [], NAMES, 8, resamples=50) == (None, {"scratch": None, "dent": None})
+    with pytest.raises(ValueError, match="outside the 3 evaluated images"):
+        map50_interval(perfect, truths, NAMES, 3)
+
+
+def test_bootstrap_interval_brackets_the_score_and_narrows_with_more_images() -> None:
+    # Each image: one instance found by a confident box, and a false box scored above the found one on
+    # every third image; the AP is the same at any size, its spread is not.
+    def split(n: int) -> tuple[list[Prediction], list[Truth]]:
+        truths = [_gt(i, (10, 10, 30, 30)) for i in range(n)]
+        preds = [_pred(i, (10, 10, 30, 30), 0.5 + 0.4 * (i % 2)) for i in range(n)]
+        preds += [_pred(i, (60, 60, 80, 80), 0.7) for i in range(0, n, 3)]
+        return preds, truths
+
+    small, large = split(30), split(300)
+    ap_small, ap_large = detection_ap(*small, NAMES)[0], detection_ap(*large, NAMES)[0]
+    (lo_small, hi_small), _ = map50_interval(*small, NAMES, 30, seed=1)
+    (lo_large, hi_large), _ = map50_interval(*large, NAMES, 300, seed=1)
+    assert lo_small < ap_small < hi_small and lo_large < ap_large < hi_large
+    assert hi_large - lo_large < (hi_small - lo_small) / 2  # about 1/sqrt(10) as wide
+    assert map50_interval(*small, NAMES, 30, seed=1) == map50_interval(*small, NAMES, 30, seed=1)
 
 
 def test_dice_score_known_cases() -> None:
