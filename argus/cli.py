@@ -549,7 +549,7 @@ REPORTER_RATES = (
 )
 
 
-def _interval(bounds: list[float] | tuple[float, float] | None) -> str:
+def _interval(bounds: list[float] | None) -> str:
     """A bootstrap interval as text; cards written before intervals were computed have none."""
     return "n/a" if not bounds else f"{bounds[0]:.3f}–{bounds[1]:.3f}"
 

@@ -136,7 +136,7 @@ def map50_interval(
     resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
-) -> tuple[tuple[float, float] | None, dict[str, tuple[float, float] | None]]:
+) -> tuple[list[float] | None, dict[str, list[float] | None]]:
     """Percentile bootstrap interval of mAP50 (and of each class's AP) over the evaluated images.
 
     How far the number could move on another split of the same size: images are drawn with
@@ -165,12 +165,12 @@ def map50_interval(
         per_class_aps[name] = aps
     tail = (1 - level) / 2 * 100
 
-    def bounds(values: np.ndarray) -> tuple[float, float] | None:
+    def bounds(values: np.ndarray) -> list[float] | None:  # a list: what a card's JSON reads back
         values = values[~np.isnan(values)]
         if not len(values):
             return None
         lo, hi = np.percentile(values, [tail, 100 - tail])
-        return round(float(lo), 4), round(float(hi), 4)
+        return [round(float(lo), 4), round(float(hi), 4)]
 
     by_resample = np.stack(list(per_class_aps.values()))
     has_ap = ~np.isnan(by_resample)

@@ -100,10 +100,10 @@ def test_bootstrap_interval_of_perfect_and_empty_predictions_is_a_point() -> Non
     truths = [_gt(i, (10, 10, 30, 30)) for i in range(6)]
     perfect = [_pred(t.image, t.box, 0.9) for t in truths]
     assert map50_interval(perfect, truths, NAMES, 8, resamples=50) == (
-        (1.0, 1.0),
-        {"scratch": (1.0, 1.0), "dent": None},
+        [1.0, 1.0],
+        {"scratch": [1.0, 1.0], "dent": None},
     )
-    assert map50_interval([], truths, NAMES, 8, resamples=50)[0] == (0.0, 0.0)
+    assert map50_interval([], truths, NAMES, 8, resamples=50)[0] == [0.0, 0.0]
     assert map50_interval([], [], NAMES, 8, resamples=50) == (None, {"scratch": None, "dent": None})
     with pytest.raises(ValueError, match="outside the 3 evaluated images"):
         map50_interval(perfect, truths, NAMES, 3)
