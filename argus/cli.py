@@ -550,7 +550,7 @@ REPORTER_RATES = (
 
 
 def _interval(bounds: list[float] | None) -> str:
-    """A bootstrap interval as text; cards written before intervals were computed have none."""
+    """A bootstrap interval as text; a class without instances has none."""
     return "n/a" if not bounds else f"{bounds[0]:.3f}–{bounds[1]:.3f}"
 
 
@@ -559,7 +559,7 @@ def _print_evaluation(report: dict[str, Any]) -> None:
     table = Table(
         title=f"{report['domain']} detector {det['model']} on {det['images']} held-out images "
         f"(generator v{report['generator_version']}, seed {report['held_out_seed']}): "
-        f"mAP50 {_fmt(det['map50'])} (95 % interval {_interval(det.get('map50_ci95'))})"
+        f"mAP50 {_fmt(det['map50'])} (95 % interval {_interval(det['map50_ci95'])})"
     )
     for column in (
         "class",
@@ -576,7 +576,7 @@ def _print_evaluation(report: dict[str, Any]) -> None:
         table.add_row(
             cls,
             _fmt(c["ap50"]),
-            _interval(c.get("ap50_ci95")),
+            _interval(c["ap50_ci95"]),
             str(c["images"]),
             str(c["instances"]),
             str(c["predictions"]),

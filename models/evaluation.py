@@ -8,7 +8,7 @@ samples the same curve at 101 recall points, so the two agree to within a few th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,17 @@ def match_class(
     return flags
 
 
+def _matched_per_class(
+    predictions: Sequence[Prediction], truths: Sequence[Truth], class_names: Sequence[str]
+) -> Iterator[tuple[str, list[Prediction], list[Truth], list[bool]]]:
+    """Per class: its predictions in descending-score order, its instances, and the predictions'
+    true-positive flags (``match_class``), in that order."""
+    for cls, name in enumerate(class_names):
+        ordered = sorted((p for p in predictions if p.class_id == cls), key=lambda p: -p.score)
+        gts = [t for t in truths if t.class_id == cls]
+        yield name, ordered, gts, match_class(ordered, gts)
+
+
 def detection_ap(
     predictions: Sequence[Prediction], truths: Sequence[Truth], class_names: Sequence[str]
 ) -> tuple[float | None, dict[str, ClassAP]]:
@@ -112,10 +123,7 @@ def detection_ap(
     None when no class has instances.
     """
     per_class: dict[str, ClassAP] = {}
-    for cls, name in enumerate(class_names):
-        preds = [p for p in predictions if p.class_id == cls]
-        gts = [t for t in truths if t.class_id == cls]
-        flags = match_class(preds, gts)
+    for name, preds, gts, flags in _matched_per_class(predictions, truths, class_names):
         per_class[name] = ClassAP(
             ap50=average_precision(flags, len(gts)) if gts else None,
             images=len({t.image for t in gts}),
@@ -151,10 +159,8 @@ def map50_interval(
         [np.bincount(rng.integers(0, n_images, n_images), minlength=n_images) for _ in range(resamples)]
     )
     per_class_aps: dict[str, np.ndarray] = {}
-    for cls, name in enumerate(class_names):
-        ordered = sorted((p for p in predictions if p.class_id == cls), key=lambda p: -p.score)
-        gts = [t for t in truths if t.class_id == cls]
-        flags = np.asarray(match_class(ordered, gts), dtype=bool)
+    for name, ordered, gts, matched in _matched_per_class(predictions, truths, class_names):
+        flags = np.asarray(matched, dtype=bool)
         images = np.asarray([p.image for p in ordered], dtype=int)
         truth_counts = np.bincount(np.asarray([t.image for t in gts], dtype=int), minlength=n_images)
         aps = np.full(resamples, np.nan)
