@@ -584,6 +584,19 @@ def _print_evaluation(report: dict[str, Any]) -> None:
             str(c["predictions_at_operating_confidence"]),
         )
     console.print(table)
+    size_table = Table(title="Instances found, by size (longest box side)")
+    for column in ("class", "size", "instances", "found", "found ≥ op. conf"):
+        size_table.add_column(column)
+    for cls, c in det["per_class"].items():
+        for band, counts in c["by_size"].items():
+            size_table.add_row(
+                cls,
+                band,
+                str(counts["instances"]),
+                str(counts["found"]),
+                str(counts["found_at_operating_confidence"]),
+            )
+    console.print(size_table)
     seg_table = Table(title="Segmenters on ground-truth boxes (jittered 8 %)")
     for column in ("segmenter", "model", "class", "Dice", "ROIs"):
         seg_table.add_column(column)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,9 @@ from models.synthetic import HELD_OUT_OFFSET, Sample
 from models.types import Detection
 
 IOU_THRESHOLD = 0.5
+# Instance size bands for sensitivity by size: longest box side in pixels of the 256 px images
+# (about 12 mm and 25 mm at a 320 mm field of view).
+SIZE_BAND_EDGES_PX = (10.0, 20.0)
 # ultralytics' val settings: a low confidence keeps the whole precision/recall curve.
 EVAL_CONFIDENCE = 0.001
 EVAL_NMS_IOU = 0.7
@@ -86,21 +90,63 @@ def match_class(
     (IoU >= threshold); a second box on an already found instance is a false positive. Ties in score
     keep the input order (stable sort), so results are reproducible.
     """
-    by_image: dict[int, list[Truth]] = {}
-    for t in truths:
-        by_image.setdefault(t.image, []).append(t)
-    taken: set[tuple[int, int]] = set()
-    flags = []
+    return [found >= 0 for found in _assign(predictions, truths, iou_threshold)]
+
+
+def _assign(predictions: Sequence[Prediction], truths: Sequence[Truth], iou_threshold: float) -> list[int]:
+    """``match_class``'s matching: per prediction in descending-score order, the index in ``truths``
+    of the instance it finds, or -1."""
+    by_image: dict[int, list[int]] = {}
+    for j, t in enumerate(truths):
+        by_image.setdefault(t.image, []).append(j)
+    taken: set[int] = set()
+    found = []
     for p in sorted(predictions, key=lambda p: -p.score):
         best, best_iou = -1, iou_threshold
-        for j, t in enumerate(by_image.get(p.image, [])):
-            iou = box_iou(p.box, t.box)
-            if (p.image, j) not in taken and iou >= best_iou:
+        for j in by_image.get(p.image, []):
+            iou = box_iou(p.box, truths[j].box)
+            if j not in taken and iou >= best_iou:
                 best, best_iou = j, iou
         if best >= 0:
-            taken.add((p.image, best))
-        flags.append(best >= 0)
-    return flags
+            taken.add(best)
+        found.append(best)
+    return found
+
+
+def size_band(box: tuple[float, float, float, float], edges: Sequence[float] = SIZE_BAND_EDGES_PX) -> str:
+    """The size band of an instance: its box's longest side against ``edges`` (pixels)."""
+    side = max(box[2] - box[0], box[3] - box[1])
+    labels = _band_labels(edges)
+    return labels[int(np.searchsorted(edges, side, side="right"))]
+
+
+def _band_labels(edges: Sequence[float]) -> list[str]:
+    inner = [f"{a:g}-{b:g} px" for a, b in pairwise(edges)]
+    return [f"<{edges[0]:g} px", *inner, f">={edges[-1]:g} px"]
+
+
+def found_by_size(
+    predictions: Sequence[Prediction],
+    truths: Sequence[Truth],
+    class_names: Sequence[str],
+    edges: Sequence[float] = SIZE_BAND_EDGES_PX,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Per class and size band (``size_band``): its instances and how many ``predictions`` find
+    (matched as for AP). Sensitivity by finding size is what a reader of a CAD result asks first:
+    a detector's misses are rarely spread evenly over sizes."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for cls, name in enumerate(class_names):
+        gts = [t for t in truths if t.class_id == cls]
+        hits = {
+            j for j in _assign([p for p in predictions if p.class_id == cls], gts, IOU_THRESHOLD) if j >= 0
+        }
+        bands = {label: {"instances": 0, "found": 0} for label in _band_labels(edges)}
+        for j, t in enumerate(gts):
+            band = bands[size_band(t.box, edges)]
+            band["instances"] += 1
+            band["found"] += j in hits
+        out[name] = bands
+    return out
 
 
 def _matched_per_class(
@@ -222,7 +268,8 @@ def evaluate_detector(
     ``models.detector.suppress_nested``); ``map50_raw``
     scores YOLO's own output, the number ultralytics' ``val`` reports; ``map50_ci95`` (and each
     class's ``ap50_ci95``) is the deployed score's bootstrap interval over images. Per class, the predictions
-    above the operating confidence and the instances they find show what a user would see.
+    above the operating confidence and the instances they find show what a user would see; ``by_size``
+    splits the instances and those found (at any and at the operating confidence) by size band.
     """
     raw = predict_samples(detector, samples)
     deployed = _predictions([suppress_nested(list(dets)) for dets in raw])
@@ -232,6 +279,8 @@ def evaluate_detector(
     map50_raw, _ = detection_ap(_predictions(raw), truths, detector.class_names)
     operating = [p for p in deployed if p.score >= operating_confidence]
     _, at_operating = detection_ap(operating, truths, detector.class_names)
+    by_size = found_by_size(deployed, truths, detector.class_names)
+    by_size_operating = found_by_size(operating, truths, detector.class_names)
     return {
         "map50": _round(map50),
         "map50_ci95": map50_ci,
@@ -247,6 +296,14 @@ def evaluate_detector(
                 "predictions": c.predictions,
                 "predictions_at_operating_confidence": at_operating[name].predictions,
                 "found_at_operating_confidence": at_operating[name].true_positives,
+                "by_size": {
+                    band: {
+                        "instances": counts["instances"],
+                        "found": counts["found"],
+                        "found_at_operating_confidence": by_size_operating[name][band]["found"],
+                    }
+                    for band, counts in by_size[name].items()
+                },
             }
             for name, c in per_class.items()
         },

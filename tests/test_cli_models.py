@@ -22,6 +22,11 @@ def test_evaluate_json_has_the_documented_shape(tmp_path: Path) -> None:
     assert 0.0 <= low <= high <= 1.0 and all(len(c["ap50_ci95"]) == 2 for c in detector["per_class"].values())
     assert list(detector["per_class"]) == ["scratch", "dent", "crack"]
     assert sum(c["instances"] for c in detector["per_class"].values()) == detector["instances"] > 0
+    for c in detector["per_class"].values():  # every instance in one size band; found <= instances
+        bands = c["by_size"].values()
+        assert sum(b["instances"] for b in bands) == c["instances"]
+        assert sum(b["found_at_operating_confidence"] for b in bands) == c["found_at_operating_confidence"]
+        assert all(b["found_at_operating_confidence"] <= b["found"] <= b["instances"] for b in bands)
     assert len(detector["weights_sha256"]) == 64
     assert set(report["segmenters"]) == {"unet", "deeplabv3plus"}
     for arch, seg in report["segmenters"].items():

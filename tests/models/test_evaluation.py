@@ -10,8 +10,10 @@ from models.evaluation import (
     average_precision,
     detection_ap,
     dice_score,
+    found_by_size,
     map50_interval,
     match_class,
+    size_band,
 )
 
 NAMES = ("scratch", "dent")
@@ -125,6 +127,36 @@ def test_bootstrap_interval_brackets_the_score_and_narrows_with_more_images() ->
     assert lo_small < ap_small < hi_small and lo_large < ap_large < hi_large
     assert hi_large - lo_large < (hi_small - lo_small) / 2  # about 1/sqrt(10) as wide
     assert map50_interval(*small, NAMES, 30, seed=1) == map50_interval(*small, NAMES, 30, seed=1)
+
+
+def test_size_bands_split_at_the_longest_side() -> None:
+    assert size_band((0, 0, 9.9, 3)) == "<10 px"
+    assert size_band((0, 0, 4, 10)) == "10-20 px"  # an edge belongs to the band above it
+    assert size_band((5, 5, 24.9, 8)) == "10-20 px"
+    assert size_band((0, 0, 20, 20)) == ">=20 px"
+    assert size_band((0, 0, 3, 3), edges=(2.0,)) == ">=2 px"
+
+
+def test_found_by_size_counts_instances_and_hits_per_band() -> None:
+    small, mid, large = (10, 10, 16, 15), (40, 40, 52, 50), (60, 60, 100, 90)
+    truths = [_gt(0, small), _gt(0, mid), _gt(1, large), _gt(1, small, cls=1)]
+    perfect = [_pred(t.image, t.box, 0.9, t.class_id) for t in truths]
+    bands = found_by_size(perfect, truths, NAMES)
+    assert bands["scratch"] == {
+        "<10 px": {"instances": 1, "found": 1},
+        "10-20 px": {"instances": 1, "found": 1},
+        ">=20 px": {"instances": 1, "found": 1},
+    }
+    assert bands["dent"]["<10 px"] == {"instances": 1, "found": 1}
+    assert all(b["found"] == 0 for c in found_by_size([], truths, NAMES).values() for b in c.values())
+    # One pixel off on a 6 px box is IoU < 0.5: the small lesion is missed, the large one is not.
+    shifted = [_pred(0, (11.5, 11.5, 17.5, 16.5), 0.9), _pred(1, (61, 61, 101, 91), 0.8)]
+    bands = found_by_size(shifted, truths, NAMES)
+    assert bands["scratch"]["<10 px"]["found"] == 0 and bands["scratch"][">=20 px"]["found"] == 1
+    # A prediction of the wrong class or on another image finds nothing; one box finds one instance.
+    wrong = [_pred(0, small, 0.9, cls=1), _pred(1, mid, 0.9), _pred(0, mid, 0.9), _pred(0, mid, 0.8)]
+    bands = found_by_size(wrong, truths, NAMES)
+    assert bands["scratch"]["<10 px"]["found"] == 0 and bands["scratch"]["10-20 px"]["found"] == 1
 
 
 def test_dice_score_known_cases() -> None:
