@@ -8,12 +8,14 @@ The same code draws every generator version; a version is a ``GeneratorSpec`` of
 options. Version 1 is the original data (reproduced bit for bit: the v1 models were trained and
 measured on it); version 2 is harder: smaller and fainter findings, more noise (correlated in CT),
 up to five findings per image, a fixed share of images without any, contrast-filled vessels and
-cortical bone in CT, a varied field of view, and 16-bit surface captures.
+cortical bone in CT, a varied field of view, and 16-bit surface captures. Version 3 is version 2 with
+a volume's lesions kept apart (in version 2 they may interpenetrate: one blob, two labels).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -49,6 +51,9 @@ class CTSpec:
     vessels: tuple[int, int] = (0, 0)  # contrast-filled vessels in the liver (not findings)
     fov_mm: Range | None = None  # reconstruction field of view; None: 380 mm
     integer_hu: bool = False
+    # Lesions of a volume never interpenetrate (they may touch). Overlapping lesions add their
+    # contrast and split one blob into labels no reader could tell apart (a lesion inside a lesion).
+    lesions_apart: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ GENERATORS: dict[int, GeneratorSpec] = {
         ),
     ),
 }
+# Version 3: version 2 with CT lesions kept apart (surfaces as in version 2, sample for sample).
+GENERATORS[3] = replace(GENERATORS[2], version=3, ct=replace(GENERATORS[2].ct, lesions_apart=True))
 LATEST_GENERATOR = max(GENERATORS)
 
 
@@ -243,34 +250,22 @@ def ct_volume(
         base = np.where((vessel <= 1.0) & (liver <= 1.0), liver_hu + rng.uniform(60, 140), base)
     base = cv2.GaussianBlur(base.astype(np.float32), (0, 0), 1.2 * s)
 
-    lesions = []
-    for _ in range(_count(rng, spec.lesions, spec.empty_share)):
-        # Lesion centres inside the liver; radii span small (~5 mm) to large (~30 mm).
-        ang, rad = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.7)
-        cy = liver_c[0] + rad * liver_r[0] * np.sin(ang)
-        cx = liver_c[1] + rad * liver_r[1] * np.cos(ang)
-        r = rng.uniform(*spec.lesion_radius_px) * s
-        rz = rng.uniform(1.0, max(1.5, n_slices / 3))
-        cz = rng.uniform(0, n_slices - 1)
-        sign = -1.0 if rng.random() < 0.75 else 1.0  # most liver lesions are hypodense
-        lesions.append((cz, rz, cy, cx, r, r * rng.uniform(0.7, 1.3), sign * rng.uniform(*spec.contrast_hu)))
+    lesions = _place_lesions(rng, spec, liver_c, liver_r, s, n_slices)
 
     noise_sd = rng.uniform(*spec.noise_hu)
     noise_blur = rng.uniform(*spec.noise_blur_px) if spec.noise_blur_px is not None else 0.0
     for z in range(n_slices):
         sl = base.copy()
-        for k, (cz, rz, cy, cx, ry, rx, contrast) in enumerate(lesions, start=1):
-            dz = (z - cz) / rz
-            if abs(dz) >= 1.0:
+        for k, lesion in enumerate(lesions, start=1):
+            field_ = _lesion_field(shape, lesion, z)
+            if field_ is None:
                 continue
-            scale = np.sqrt(1 - dz * dz)
-            field_ = _ellipse_field(shape, cy, cx, ry * scale, rx * scale, 0.0)
             inside = field_ <= 1.0
             if inside.sum() < 6:
                 continue
             # Soft edge so the boundary is realistic but the mask stays well defined.
             weight = np.clip((1.15 - field_) / 0.3, 0.0, 1.0)
-            sl = sl + contrast * weight
+            sl = sl + lesion.contrast * weight
             labels[z][inside & (labels[z] == 0)] = k
         sl = sl + _noise(rng, shape, noise_sd, noise_blur)
         hu[z] = np.clip(sl, *spec.hu_range)
@@ -278,6 +273,79 @@ def ct_volume(
         hu = np.rint(hu)  # what a scanner stores: whole HU (RescaleSlope 1)
     fov = rng.uniform(*spec.fov_mm) if spec.fov_mm is not None else 380.0
     return CTVolume(hu, labels, pixel_spacing_mm=round(fov / size, 3), slice_thickness_mm=5.0)
+
+
+class Lesion(NamedTuple):
+    """An ellipsoid lesion of a volume: centre and half-extent in slices, centre and radii in pixels."""
+
+    cz: float
+    rz: float
+    cy: float
+    cx: float
+    ry: float
+    rx: float
+    contrast: float  # HU added to the liver
+
+
+PLACEMENT_ATTEMPTS = 20
+
+
+def _lesion(
+    rng: np.random.Generator,
+    spec: CTSpec,
+    liver_c: tuple[float, float],
+    liver_r: tuple[float, float],
+    s: float,
+    n_slices: int,
+) -> Lesion:
+    """One lesion in the liver; radii span small (~5 mm) to large (~30 mm)."""
+    ang, rad = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.7)
+    cy = liver_c[0] + rad * liver_r[0] * np.sin(ang)
+    cx = liver_c[1] + rad * liver_r[1] * np.cos(ang)
+    r = rng.uniform(*spec.lesion_radius_px) * s
+    rz = rng.uniform(1.0, max(1.5, n_slices / 3))
+    cz = rng.uniform(0, n_slices - 1)
+    sign = -1.0 if rng.random() < 0.75 else 1.0  # most liver lesions are hypodense
+    return Lesion(cz, rz, cy, cx, r, r * rng.uniform(0.7, 1.3), sign * rng.uniform(*spec.contrast_hu))
+
+
+def _place_lesions(
+    rng: np.random.Generator,
+    spec: CTSpec,
+    liver_c: tuple[float, float],
+    liver_r: tuple[float, float],
+    s: float,
+    n_slices: int,
+) -> list[Lesion]:
+    """A volume's lesions. With ``spec.lesions_apart`` one that would intersect an earlier lesion is
+    drawn again, up to ``PLACEMENT_ATTEMPTS`` times, then left out (a crowded liver holds fewer)."""
+    lesions: list[Lesion] = []
+    for _ in range(_count(rng, spec.lesions, spec.empty_share)):
+        for _attempt in range(PLACEMENT_ATTEMPTS if spec.lesions_apart else 1):
+            lesion = _lesion(rng, spec, liver_c, liver_r, s, n_slices)
+            if not spec.lesions_apart or not any(_intersect(lesion, other) for other in lesions):
+                lesions.append(lesion)
+                break
+    return lesions
+
+
+def _lesion_field(shape: tuple[int, int], lesion: Lesion, z: int) -> np.ndarray | None:
+    """The normalized elliptical radius of a lesion's section on slice ``z`` (<= 1 inside), None
+    where the slice misses the lesion."""
+    cz, rz, cy, cx, ry, rx, _ = lesion
+    dz = (z - cz) / rz
+    if abs(dz) >= 1.0:
+        return None
+    scale = np.sqrt(1 - dz * dz)
+    return _ellipse_field(shape, cy, cx, ry * scale, rx * scale, 0.0)
+
+
+def _intersect(a: Lesion, b: Lesion) -> bool:
+    """Whether two lesions may share a voxel: their slice ranges meet and their centres lie closer in
+    plane than their largest radii together (conservative for ellipses: touching is allowed)."""
+    if abs(a.cz - b.cz) >= a.rz + b.rz:
+        return False
+    return bool(np.hypot(a.cy - b.cy, a.cx - b.cx) < max(a.ry, a.rx) + max(b.ry, b.rx))
 
 
 def _count(rng: np.random.Generator, count_range: tuple[int, int], empty_share: float | None = None) -> int:
