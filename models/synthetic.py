@@ -14,6 +14,7 @@ a volume's lesions kept apart (in version 2 they may interpenetrate: one blob, t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -250,7 +251,10 @@ def ct_volume(
         base = np.where((vessel <= 1.0) & (liver <= 1.0), liver_hu + rng.uniform(60, 140), base)
     base = cv2.GaussianBlur(base.astype(np.float32), (0, 0), 1.2 * s)
 
-    lesions = _place_lesions(rng, spec, liver_c, liver_r, s, n_slices)
+    count = _count(rng, spec.lesions, spec.empty_share)
+    lesions = _place_lesions(
+        lambda: _lesion(rng, spec, liver_c, liver_r, s, n_slices), count, spec.lesions_apart
+    )
 
     noise_sd = rng.uniform(*spec.noise_hu)
     noise_blur = rng.uniform(*spec.noise_blur_px) if spec.noise_blur_px is not None else 0.0
@@ -309,21 +313,14 @@ def _lesion(
     return Lesion(cz, rz, cy, cx, r, r * rng.uniform(0.7, 1.3), sign * rng.uniform(*spec.contrast_hu))
 
 
-def _place_lesions(
-    rng: np.random.Generator,
-    spec: CTSpec,
-    liver_c: tuple[float, float],
-    liver_r: tuple[float, float],
-    s: float,
-    n_slices: int,
-) -> list[Lesion]:
-    """A volume's lesions. With ``spec.lesions_apart`` one that would intersect an earlier lesion is
+def _place_lesions(draw: Callable[[], Lesion], count: int, apart: bool) -> list[Lesion]:
+    """``count`` lesions from ``draw``. With ``apart`` one that would intersect an earlier lesion is
     drawn again, up to ``PLACEMENT_ATTEMPTS`` times, then left out (a crowded liver holds fewer)."""
     lesions: list[Lesion] = []
-    for _ in range(_count(rng, spec.lesions, spec.empty_share)):
-        for _attempt in range(PLACEMENT_ATTEMPTS if spec.lesions_apart else 1):
-            lesion = _lesion(rng, spec, liver_c, liver_r, s, n_slices)
-            if not spec.lesions_apart or not any(_intersect(lesion, other) for other in lesions):
+    for _ in range(count):
+        for _attempt in range(PLACEMENT_ATTEMPTS if apart else 1):
+            lesion = draw()
+            if not apart or not any(_intersect(lesion, other) for other in lesions):
                 lesions.append(lesion)
                 break
     return lesions

@@ -1,5 +1,6 @@
 import hashlib
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from models.preprocess import ct_to_uint8
 from models.synthetic import (
     GENERATORS,
     Sample,
+    _lesion,
     _lesion_field,
     _place_lesions,
     ct_volume,
@@ -119,11 +121,13 @@ def test_version_2_reproduces_the_data_the_shipped_models_were_made_with(domain:
 def test_version_3_keeps_a_volumes_lesions_apart(version: int, apart: bool) -> None:
     """Drawn as the generator draws them, no two version-3 lesions share a voxel; a crowded liver
     shows version 2 would have them interpenetrate."""
-    crowded = replace(generator_spec(version).ct, lesions=(5, 5), empty_share=None, lesion_radius_px=(12, 20))
+    spec = generator_spec(version).ct
+    crowded = replace(spec, lesion_radius_px=(12, 20))
     rng = np.random.default_rng(3)
     shared_voxels, drawn = 0, 0
     for _ in range(20):
-        lesions = _place_lesions(rng, crowded, (110.0, 90.0), (52.0, 60.0), 1.0, 6)
+        draw = partial(_lesion, rng, crowded, (110.0, 90.0), (52.0, 60.0), 1.0, 6)
+        lesions = _place_lesions(draw, 5, spec.lesions_apart)
         drawn += len(lesions)
         for z in range(6):
             insides = [
