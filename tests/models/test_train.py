@@ -77,8 +77,8 @@ def test_segmenter_training_learns_and_records_held_out_dice(tmp_path: Path, con
 def test_unknown_detector_architecture_or_generator_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown detector architecture 'yolov8n'"):
         train_detector("industrial", tmp_path, arch="yolov8n")
-    with pytest.raises(ValueError, match="unknown generator version 3"):
-        train_detector("industrial", tmp_path, generator_version=3)
+    with pytest.raises(ValueError, match="unknown generator version 9"):
+        train_detector("industrial", tmp_path, generator_version=9)
     with pytest.raises(ValueError, match="image size 300 must be a multiple of 32"):
         train_detector("industrial", tmp_path, image_size=300)
     with pytest.raises(ValueError, match=r"learning rate 2\.0 must be between 0 and 1"):
