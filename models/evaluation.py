@@ -135,11 +135,8 @@ def found_by_size(
     (matched as for AP). Sensitivity by finding size is what a reader of a CAD result asks first:
     a detector's misses are rarely spread evenly over sizes."""
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for cls, name in enumerate(class_names):
-        gts = [t for t in truths if t.class_id == cls]
-        hits = {
-            j for j in _assign([p for p in predictions if p.class_id == cls], gts, IOU_THRESHOLD) if j >= 0
-        }
+    for name, _, gts, found in _matched_per_class(predictions, truths, class_names):
+        hits = {j for j in found if j >= 0}
         bands = {label: {"instances": 0, "found": 0} for label in _band_labels(edges)}
         for j, t in enumerate(gts):
             band = bands[size_band(t.box, edges)]
@@ -151,13 +148,14 @@ def found_by_size(
 
 def _matched_per_class(
     predictions: Sequence[Prediction], truths: Sequence[Truth], class_names: Sequence[str]
-) -> Iterator[tuple[str, list[Prediction], list[Truth], list[bool]]]:
-    """Per class: its predictions in descending-score order, its instances, and the predictions'
-    true-positive flags (``match_class``), in that order."""
+) -> Iterator[tuple[str, list[Prediction], list[Truth], list[int]]]:
+    """Per class: its predictions in descending-score order, its instances, and for each prediction
+    the index among those instances of the one it finds, or -1 (``match_class``'s matching), so AP,
+    its interval and the size table all rest on one match."""
     for cls, name in enumerate(class_names):
         ordered = sorted((p for p in predictions if p.class_id == cls), key=lambda p: -p.score)
         gts = [t for t in truths if t.class_id == cls]
-        yield name, ordered, gts, match_class(ordered, gts)
+        yield name, ordered, gts, _assign(ordered, gts, IOU_THRESHOLD)
 
 
 def detection_ap(
@@ -169,7 +167,8 @@ def detection_ap(
     None when no class has instances.
     """
     per_class: dict[str, ClassAP] = {}
-    for name, preds, gts, flags in _matched_per_class(predictions, truths, class_names):
+    for name, preds, gts, found in _matched_per_class(predictions, truths, class_names):
+        flags = [j >= 0 for j in found]
         per_class[name] = ClassAP(
             ap50=average_precision(flags, len(gts)) if gts else None,
             images=len({t.image for t in gts}),
@@ -205,8 +204,8 @@ def map50_interval(
         [np.bincount(rng.integers(0, n_images, n_images), minlength=n_images) for _ in range(resamples)]
     )
     per_class_aps: dict[str, np.ndarray] = {}
-    for name, ordered, gts, matched in _matched_per_class(predictions, truths, class_names):
-        flags = np.asarray(matched, dtype=bool)
+    for name, ordered, gts, found in _matched_per_class(predictions, truths, class_names):
+        flags = np.asarray(found) >= 0
         images = np.asarray([p.image for p in ordered], dtype=int)
         truth_counts = np.bincount(np.asarray([t.image for t in gts], dtype=int), minlength=n_images)
         aps = np.full(resamples, np.nan)
