@@ -412,15 +412,15 @@ def _train_reporter(
 @app.command()
 def evaluate(
     domain: Annotated[DomainOption, typer.Option(help="Which domain's models.")],
-    images: Annotated[int, typer.Option(min=1, max=5000, help="Held-out images to generate.")] = 200,
-    seed: Annotated[int, typer.Option(help="Training seed; the held-out split uses seed + 10 000.")] = 0,
+    images: Annotated[int, typer.Option(min=1, max=5000, help="Test images to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Training seed; the test split uses seed + 20 000.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     write_cards: Annotated[
         bool, typer.Option("--write-cards", help="Record the results in the evaluated models' cards.")
     ] = False,
     generator_version: Annotated[
         int | None,
-        typer.Option(help="Synthetic data generator version; default the one the detector's card names."),
+        typer.Option(help="Synthetic data generator version of the test split; default the latest."),
     ] = None,
     reporter_studies: Annotated[
         int,
@@ -431,13 +431,14 @@ def evaluate(
         ),
     ] = 100,
 ) -> None:
-    """Detector mAP50 and segmenter Dice per class, and the reporter VLM's rates, on regenerated
-    held-out synthetic splits."""
+    """Detector mAP50 and segmenter Dice per class on a regenerated synthetic test split, and the
+    reporter VLM's rates on held-out studies."""
     settings = get_settings()
     configure_environment(settings)
     from models.evaluation import evaluate_domain
     from models.registry import WeightsError, read_card, resolve_weights
     from models.segmenter import CONFIGS, load_segmenter
+    from models.synthetic import LATEST_GENERATOR
     from tasks import resources
 
     name = domain.value
@@ -452,9 +453,9 @@ def evaluate(
     except WeightsError as exc:
         err.print(f"[red]cannot evaluate:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    if generator_version is None:
-        card = read_card(detector[1].path)
-        generator_version = 1 if card is None else card.generator_version  # cardless user weights: v1
+    # One split for every model of a domain, whatever data each was trained on, so that two are compared
+    # on the same images.
+    generator_version = LATEST_GENERATOR if generator_version is None else generator_version
     _require_generator(generator_version)
     report = evaluate_domain(
         name,
@@ -557,7 +558,7 @@ def _interval(bounds: list[float] | None) -> str:
 def _print_evaluation(report: dict[str, Any]) -> None:
     det = report["detector"]
     table = Table(
-        title=f"{report['domain']} detector {det['model']} on {det['images']} held-out images "
+        title=f"{report['domain']} detector {det['model']} on {det['images']} test images "
         f"(generator v{report['generator_version']}, seed {report['held_out_seed']}): "
         f"mAP50 {_fmt(det['map50'])} (95 % interval {_interval(det['map50_ci95'])})"
     )

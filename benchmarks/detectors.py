@@ -27,8 +27,7 @@ RECORDS = Path(__file__).resolve().parent / "records"
 
 
 def _images() -> list[np.ndarray]:
-    from models.evaluation import HELD_OUT_OFFSET
-    from models.synthetic import LATEST_GENERATOR, samples_for
+    from models.synthetic import HELD_OUT_OFFSET, LATEST_GENERATOR, samples_for
 
     return [s.image for s in samples_for(DOMAIN, HELD_OUT_OFFSET + 500, IMAGES, version=LATEST_GENERATOR)]
 

@@ -25,8 +25,7 @@ ARCHS = ("unet", "deeplabv3plus")
 
 
 def _images(count: int = IMAGES) -> tuple[list[np.ndarray], list[list[tuple[int, int, int, int]]]]:
-    from models.evaluation import HELD_OUT_OFFSET
-    from models.synthetic import samples_for
+    from models.synthetic import HELD_OUT_OFFSET, samples_for
 
     samples = samples_for(DOMAIN, HELD_OUT_OFFSET + 500, count)
     return [s.image for s in samples], [s.boxes for s in samples]

@@ -18,10 +18,9 @@ from typing import Any
 from models.boxes import box_iou
 from models.detector import EXPORT_FORMATS, Detector, keep_torch_threads, load_detector
 from models.domains import domain_spec
-from models.evaluation import HELD_OUT_OFFSET
 from models.offline import ultralytics_module
 from models.registry import ModelCard, read_card, sha256_file, write_card
-from models.synthetic import LATEST_GENERATOR, samples_for
+from models.synthetic import HELD_OUT_OFFSET, LATEST_GENERATOR, samples_for
 from models.types import Detection
 
 # An export that moves a box by more than this (IoU to its original) or changes a score by more than

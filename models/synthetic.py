@@ -24,8 +24,12 @@ import numpy as np
 from models.preprocess import ct_to_uint8, normalize_to_uint8
 
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 (exclusive), pixels
-# The held-out split of any model is drawn with the training seed plus this (never trained on).
+# The held-out split of any model is drawn with the training seed plus this (never trained on); the
+# detector trainer also picks its best epoch on it, and trainers record their final scores on it.
 HELD_OUT_OFFSET = 10_000
+# `argus evaluate`'s detector and segmenter split: the training seed plus this. No training step reads
+# it, epoch selection included, so nothing about a model was chosen on the images it is scored on.
+TEST_OFFSET = 20_000
 # A lesion section smaller than this is not labelled as an instance (too small to see or to train on).
 MIN_SECTION_PX = 6
 

@@ -1,7 +1,9 @@
 """Training of the shipped detector and segmenter on seeded synthetic data.
 
-Seeds: training images use ``seed``, the held-out split ``seed + 10_000`` (never seen in training).
-Both come from one generator version (``models.synthetic.GENERATORS``), which the card records.
+Seeds: training images use ``seed``, the held-out split ``seed + 10_000`` (never trained on; the
+detector's best epoch is picked on it and the card's metrics are from it). Both come from one generator
+version (``models.synthetic.GENERATORS``), which the card records. ``argus evaluate`` scores on a third
+split, ``seed + 20_000``, that no training step reads.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from monai.losses import DiceCELoss
 
 from models.detector import EXPORT_FORMATS, keep_torch_threads, load_detector
 from models.domains import DomainSpec, domain_spec
-from models.evaluation import HELD_OUT_OFFSET, dice_score, evaluate_detector, roi_pairs
+from models.evaluation import dice_score, evaluate_detector, roi_pairs
 from models.offline import ultralytics_module
 from models.registry import WEIGHTS_DIR, ModelCard, sha256_file, write_card
 from models.segmenter import SegmenterConfig, build_network, config_for, save_segmenter
-from models.synthetic import generator_spec, samples_for
+from models.synthetic import HELD_OUT_OFFSET, generator_spec, samples_for
 
 # Detector architectures trained from ultralytics' model yaml (never a .pt name: that downloads).
 DETECTOR_ARCHS = ("yolo11n", "yolo12n")

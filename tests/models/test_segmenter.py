@@ -96,9 +96,9 @@ def test_deeplab_is_built_without_any_download(tmp_path: Path, monkeypatch: pyte
 @pytest.mark.parametrize("arch", ["unet", pytest.param("deeplabv3plus", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("domain", ["medical", "industrial"])
 def test_shipped_segmenters_segment_held_out_findings(domain: str, arch: str) -> None:
-    from models.evaluation import HELD_OUT_OFFSET, dice_score, roi_pairs
+    from models.evaluation import dice_score, roi_pairs
     from models.registry import resolve_weights
-    from models.synthetic import samples_for
+    from models.synthetic import HELD_OUT_OFFSET, samples_for
 
     ref = resolve_weights("segmenter", domain, arch=arch)
     seg = load_segmenter(ref.path, ref.sha256, "cpu")
