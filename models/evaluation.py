@@ -20,7 +20,7 @@ from models.boxes import box_iou
 from models.detector import Detector, suppress_nested
 from models.registry import WeightsRef
 from models.segmenter import Segmenter, SegmenterConfig, crop_roi, roi_window
-from models.synthetic import TEST_OFFSET, Sample
+from models.synthetic import LATEST_GENERATOR, TEST_OFFSET, Sample
 from models.types import Detection
 
 IOU_THRESHOLD = 0.5
@@ -386,7 +386,7 @@ def evaluate_domain(
     images: int = 1000,
     seed: int = 0,
     operating_confidence: float = 0.25,
-    generator_version: int = 1,
+    generator_version: int = LATEST_GENERATOR,
 ) -> dict[str, Any]:
     """Detector mAP50 and each segmenter's Dice on the domain's test split (``seed + 20 000``)
     drawn by ``models.synthetic`` generator ``generator_version``."""
