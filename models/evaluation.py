@@ -151,8 +151,9 @@ def _matched_per_class(
     predictions: Sequence[Prediction], truths: Sequence[Truth], class_names: Sequence[str]
 ) -> Iterator[tuple[str, list[Prediction], list[Truth], list[int]]]:
     """Per class: its predictions in descending-score order, its instances, and for each prediction
-    the index among those instances of the one it finds, or -1 (``match_class``'s matching), so AP,
-    its interval and the size table all rest on one match."""
+    the index among those instances of the one it finds, or -1 (``match_class``'s matching): the one
+    split and match that AP, its interval and the size table are computed from (each caller runs it
+    on its own predictions; milliseconds)."""
     for cls, name in enumerate(class_names):
         ordered = sorted((p for p in predictions if p.class_id == cls), key=lambda p: -p.score)
         gts = [t for t in truths if t.class_id == cls]
