@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.reporter.prompts import longest_mm
+from models.reporter.prompts import longest_mm, totals_phrase
 from models.reporter.schema import FindingInput, ReportRequest
 from models.reporter.template import count_labels, findings_by_part, label_counts
 
@@ -52,6 +52,8 @@ class ModelOutput(BaseModel):
 
     finding_count: int
     findings: list[OutputFinding]
+    # Prompts from v4 on ask for the totals before the impression; an answer without them parses.
+    totals: str | None = Field(default=None, max_length=2000)
     impression: str = Field(min_length=1, max_length=2000)
 
 
@@ -111,7 +113,7 @@ def answer_skeleton(request: ReportRequest) -> tuple[str | None, ...]:
     for n, f in enumerate(request.findings):
         head = json.dumps({"index": f.index, "label": f.label, "longest_mm": longest_mm(f)})[:-1]
         parts += [f'{", " if n else ""}{head}, "description": "', None, '"}']
-    parts += ['], "impression": "', None, '"}']
+    parts += [f'], "totals": {json.dumps(totals_phrase(request))}, "impression": "', None, '"}']
     merged: list[str | None] = []
     for part in parts:
         if isinstance(part, str) and merged and isinstance(merged[-1], str):
@@ -146,6 +148,8 @@ def grounding_problems(output: ModelOutput, request: ReportRequest) -> list[str]
             f"finding_count {output.finding_count} contradicts the {len(expected)} findings given"
         )
     problems += impression_problems(output.impression, request)
+    if output.totals is not None:
+        problems += impression_problems(output.totals, request, "totals")
     return problems
 
 
@@ -191,8 +195,8 @@ def _stated_counts(impression: str, label: str) -> list[int]:
     ]
 
 
-def _impression_size_problems(impression: str, request: ReportRequest) -> list[str]:
-    """Sizes in mm the impression states that no finding measures (within rounding)."""
+def _impression_size_problems(impression: str, request: ReportRequest, field: str) -> list[str]:
+    """Sizes in mm the impression (or ``field``) states that no finding measures (within rounding)."""
     measured = [
         value
         for f in request.findings
@@ -200,16 +204,14 @@ def _impression_size_problems(impression: str, request: ReportRequest) -> list[s
         if value is not None
     ]
     problems = [
-        f"the impression states {size}, which no finding measures"
+        f"the {field} states {size}, which no finding measures"
         for size in _unmeasured_sizes(impression, measured)
     ]
     largest = re.search(r"\blargest:?\s+(?:is\s+|of\s+)?(\d+(?:\.\d+)?)\s*mm\b", impression, re.IGNORECASE)
     longest = [size for f in request.findings if (size := longest_mm(f)) is not None]
     # "Largest" picks one finding: its size stated to the rounding of a whole mm, not another's.
     if largest and longest and abs(float(largest.group(1)) - max(longest)) > 0.5:
-        problems.append(
-            f"the impression gives the largest size as {largest.group(1)} mm, not {max(longest)} mm"
-        )
+        problems.append(f"the {field} gives the largest size as {largest.group(1)} mm, not {max(longest)} mm")
     return problems
 
 
@@ -217,9 +219,9 @@ _FILE_NAME = re.compile(r"[\w.-]+\.(?:png|jpe?g|tiff?|bmp|dcm)\b", re.IGNORECASE
 _COUNT = re.compile(r"(\d+)\s+([a-z-]+)")
 
 
-def _part_problems(impression: str, request: ReportRequest) -> list[str]:
-    """Parts the impression names that were not examined, and per-part counts ("name (2 cracks)")
-    that are not the part's findings."""
+def _part_problems(impression: str, request: ReportRequest, field: str) -> list[str]:
+    """Parts the impression (or ``field``) names that were not examined, and per-part counts
+    ("name (2 cracks)") that are not the part's findings."""
     examined = set(request.image_names) | {f.image_name for f in request.findings if f.image_name}
     by_part = findings_by_part(request)
     truth = {name: {k.lower(): v for k, v in label_counts(items).items()} for name, items in by_part.items()}
@@ -228,7 +230,7 @@ def _part_problems(impression: str, request: ReportRequest) -> list[str]:
     for match in _FILE_NAME.finditer(impression):
         name = match.group(0)
         if name not in examined:
-            problems.append(f"the impression names {name}, which was not examined")
+            problems.append(f"the {field} names {name}, which was not examined")
             continue
         stated = re.match(r"\s*\(([^)]*)\)", impression[match.end() :])
         if stated is None:
@@ -236,7 +238,22 @@ def _part_problems(impression: str, request: ReportRequest) -> list[str]:
         counts = {_singular(word, labels): int(n) for n, word in _COUNT.findall(stated.group(1).lower())}
         if counts != truth.get(name, {}):
             found = count_labels(by_part.get(name, [])) or "no findings"
-            problems.append(f"the impression gives {name} as ({stated.group(1)}), but it has {found}")
+            problems.append(f"the {field} gives {name} as ({stated.group(1)}), but it has {found}")
+    return problems
+
+
+def _part_count_problems(impression: str, request: ReportRequest, field: str) -> list[str]:
+    """Part counts ("2 of 3 parts flagged", "1 other part passes") that are not the study's."""
+    flagged = len(findings_by_part(request))
+    examined = request.images_examined
+    problems = []
+    for n, of in re.findall(r"\b(\d+) of (\d+) parts?\b", impression.lower()):
+        if (int(n), int(of)) != (flagged, examined):
+            problems.append(f"the {field} gives {n} of {of} parts, but {flagged} of {examined} are flagged")
+    for n in re.findall(r"\b(\d+) other parts? pass", impression.lower()):
+        if int(n) != examined - flagged:
+            passing = examined - flagged
+            problems.append(f"the {field} passes {n} other part(s), but {passing} have no findings")
     return problems
 
 
@@ -249,8 +266,9 @@ def _agrees(stated: float, measured: float) -> bool:
     return abs(stated - measured) <= max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE_FRACTION * measured)
 
 
-def impression_problems(impression: str, request: ReportRequest) -> list[str]:
-    """Counts the impression states that contradict the findings (and 'all parts pass' with defects)."""
+def impression_problems(impression: str, request: ReportRequest, field: str = "impression") -> list[str]:
+    """Counts the impression states that contradict the findings (and 'all parts pass' with defects);
+    ``field`` names the answer field the text is (``totals`` is checked the same way)."""
     totals: dict[str, int] = {}
     for f in request.findings:
         totals[f.label] = totals.get(f.label, 0) + 1
@@ -263,11 +281,12 @@ def impression_problems(impression: str, request: ReportRequest) -> list[str]:
             # and "no crack" may be said of a part that passes; more than detected is always wrong.
             wrong = count != total if request.domain == "medical" else count > total
             if wrong:
-                problems.append(f"the impression states {count} {label}(s), but {total} were detected")
-    problems += _impression_size_problems(impression, request)
+                problems.append(f"the {field} states {count} {label}(s), but {total} were detected")
+    problems += _impression_size_problems(impression, request, field)
     if request.domain == "industrial":
-        problems += _part_problems(impression, request)
+        problems += _part_problems(impression, request, field)
+        problems += _part_count_problems(impression, request, field)
     passes_all = re.search(r"\ball\b[^.]*\bpass", impression.lower())
     if request.domain == "industrial" and request.findings and passes_all:
-        problems.append(f"the impression passes all parts, but {len(request.findings)} defects were detected")
+        problems.append(f"the {field} passes all parts, but {len(request.findings)} defects were detected")
     return problems

@@ -12,12 +12,13 @@ from string import Template
 from models.reporter.chat import IMAGE_SLOT, ChatMessage
 from models.reporter.crops import RoiCrop
 from models.reporter.schema import FindingInput, ReportRequest
-from models.reporter.template import describe_location, describe_size, flagged_parts
+from models.reporter.template import describe_location, describe_size, flagged_parts, plural
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
-PROMPT_VERSION = "v2"
+PROMPT_VERSION = "v4"
 
-# The JSON the parser reads (models/reporter/output.py); shown to the model verbatim.
+# The JSON the parser reads (models/reporter/output.py), as prompts v1 and v2 show it ($schema); from v4
+# on the prompt file states its schema itself, so the file's sha256 covers it.
 OUTPUT_SCHEMA = (
     '{"finding_count": <int>, "findings": [{"index": <int>, "label": "<label>", '
     '"longest_mm": <number or null>, "description": "<one sentence>"}], "impression": "<text>"}'
@@ -93,6 +94,31 @@ def findings_summary(request: ReportRequest) -> str:
     return f"Flagged parts ({len(parts)} of {request.images_examined}): {'; '.join(parts)}."
 
 
+def totals_phrase(request: ReportRequest) -> str:
+    """What the findings add up to, in the words an impression states it ("3 lesions detected; largest
+    14.2 mm"; "1 of 2 parts flagged for QC review: a.png (1 dent); 1 other part passes").
+
+    Prompts from v4 on show it as the ``Totals`` line and the answer's ``totals`` field repeats it
+    right before the impression, so a model restating it copies from a few tokens back.
+    """
+    findings = request.findings
+    if request.domain == "medical":
+        if not findings:
+            return "no focal lesion detected"
+        sizes = [size for f in findings if (size := longest_mm(f)) is not None]
+        largest = f"largest {max(sizes)} mm" if sizes else "sizes in px only"
+        return f"{plural(len(findings), 'lesion')} detected; {largest}"
+    examined = request.images_examined
+    if not findings:
+        return f"no surface defect detected; all {examined} parts pass visual inspection"
+    parts = flagged_parts(request)
+    flagged = f"{len(parts)} of {examined} parts flagged for QC review: {'; '.join(parts)}"
+    passed = examined - len(parts)
+    if not passed:
+        return flagged
+    return f"{flagged}; {plural(passed, 'other part')} {'passes' if passed == 1 else 'pass'}"
+
+
 def build_messages(request: ReportRequest, crops: list[RoiCrop], prompt: PromptTemplate) -> list[ChatMessage]:
     """System and user turns for a study: structured findings as JSON lines, ROI crops as images.
 
@@ -107,6 +133,7 @@ def build_messages(request: ReportRequest, crops: list[RoiCrop], prompt: PromptT
         images_examined=request.images_examined,
         count=len(request.findings),
         summary=findings_summary(request),
+        totals=totals_phrase(request),
         findings="\n".join(lines) or "(none)",
         schema=OUTPUT_SCHEMA,
     )

@@ -21,9 +21,8 @@ from models.preprocess import ct_to_uint8
 from models.reporter.chat import ChatMessage
 from models.reporter.config import CropSettings
 from models.reporter.crops import CropRegion, RoiCrop, roi_crops
-from models.reporter.prompts import build_messages, load_prompt, longest_mm
+from models.reporter.prompts import build_messages, load_prompt, longest_mm, totals_phrase
 from models.reporter.schema import FindingInput, ReportRequest
-from models.reporter.template import flagged_parts, plural
 from models.synthetic import MIN_SECTION_PX, ct_volume, generator_spec, mask_box, surface_image
 
 CT_SLICES = 8  # the demo CT series' length
@@ -101,21 +100,12 @@ def _description(finding: FindingInput, look: Appearance | None, domain: str) ->
 
 
 def _impression(request: ReportRequest) -> str:
-    findings = request.findings
-    if request.domain == "medical":
-        if not findings:
-            return "No focal lesion detected."
-        sizes = [size for f in findings if (size := longest_mm(f)) is not None]
-        largest = f"; largest {max(sizes)} mm" if sizes else ""
-        return f"{plural(len(findings), 'lesion')} detected{largest}. Recommend radiologist review."
-    if not findings:
-        return f"No surface defect detected; all {request.images_examined} parts pass visual inspection."
-    parts = flagged_parts(request)
-    passed = request.images_examined - len(parts)
-    verdict = f"{len(parts)} of {request.images_examined} parts flagged for QC review: {'; '.join(parts)}."
-    if not passed:
-        return verdict
-    return f"{verdict} {plural(passed, 'other part')} {'passes' if passed == 1 else 'pass'}."
+    # The totals as a sentence: a careful reader restates them, and recommends review of what was found.
+    totals = totals_phrase(request)
+    sentence = f"{totals[0].upper()}{totals[1:]}."
+    if request.domain == "medical" and request.findings:
+        return f"{sentence} Recommend radiologist review."
+    return sentence
 
 
 def faithful_answer(request: ReportRequest, appearances: dict[int, Appearance]) -> str:
@@ -132,6 +122,7 @@ def faithful_answer(request: ReportRequest, appearances: dict[int, Appearance]) 
                 }
                 for f in request.findings
             ],
+            "totals": totals_phrase(request),
             "impression": _impression(request),
         }
     )

@@ -43,7 +43,7 @@ def test_crop_of_a_missing_frame_names_the_finding() -> None:
 
 def test_prompts_are_versioned_per_domain_and_state_the_findings(medical_request: Any) -> None:
     medical, industrial = load_prompt("medical"), load_prompt("industrial")
-    assert (medical.version, industrial.version) == ("medical-v2", "industrial-v2")
+    assert (medical.version, industrial.version) == ("medical-v4", "industrial-v4")
     system, user = build_messages(medical_request, [], medical)
     assert system.role == "system" and "radiology" in system.text
     assert (
@@ -51,8 +51,13 @@ def test_prompts_are_versioned_per_domain_and_state_the_findings(medical_request
         and '"location": "right anterior image quadrant, slice 3"' in user.text
     )
     # What the findings add up to is computed, not left to the model.
-    assert "found 2 finding(s). Largest: 15.2 mm." in user.text
-    assert '"finding_count": <int>' in user.text  # the output schema the parser reads
+    assert "found 2 finding(s). Totals: 2 lesions detected; largest 15.2 mm." in user.text
+    # The output schema the parser reads, with the totals right before the impression.
+    assert '"finding_count": <int>' in user.text
+    assert '"totals": "<the Totals line>", "impression"' in user.text
+    # Earlier versions still render, with the schema they were written for.
+    earlier = build_messages(medical_request, [], load_prompt("medical", "v2"))[1].text
+    assert "found 2 finding(s). Largest: 15.2 mm." in earlier and '"totals"' not in earlier
     assert medical_request.study_uid not in user.text  # only what the model needs
     with pytest.raises(ValueError, match=r"no prompt medical_v9\.txt"):
         load_prompt("medical", "v9")

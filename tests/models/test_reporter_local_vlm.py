@@ -55,7 +55,7 @@ def test_garbage_output_is_repaired_once_then_falls_back(tiny_vlm_dir: Path, med
     assert p is not None and p.backend == "transformers" and p.model == str(tiny_vlm_dir)
     assert p.attempts == 2 and p.weights_sha256 == weights_sha256(tiny_vlm_dir)
     assert p.fallback_reason is not None and "; repaired answer rejected (" in p.fallback_reason
-    assert p.prompt_version == "medical-v2" and p.generation["max_new_tokens"] == 24
+    assert p.prompt_version == "medical-v4" and p.generation["max_new_tokens"] == 24
     assert not p.deidentified  # nothing left the process
     assert [f.index for f in report.findings] == [1, 2]
 

@@ -55,7 +55,7 @@ def test_good_answer_becomes_a_grounded_report_with_provenance(
     assert report.impression.startswith("2 lesions detected")
     p = report.provenance
     assert p is not None and p.fallback_reason is None and p.attempts == 1 and p.deidentified
-    assert (p.backend, p.prompt_version, p.weights_sha256) == ("openai", "medical-v2", None)
+    assert (p.backend, p.prompt_version, p.weights_sha256) == ("openai", "medical-v4", None)
     assert p.generation == {
         "max_new_tokens": 256,
         "temperature": 0.0,

@@ -179,3 +179,26 @@ def test_inspection_impressions_must_name_examined_parts_with_their_counts() -> 
         "the impression gives c.png as (1 dent), but it has no findings",
         "the impression names z.png, which was not examined",
     ]
+    miscounted = "3 of 3 parts flagged for review: a.png (2 scratches); b.png (1 dent). 2 other parts pass."
+    assert impression_problems(miscounted, request) == [
+        "the impression gives 3 of 3 parts, but 2 of 3 are flagged",
+        "the impression passes 2 other part(s), but 1 have no findings",
+    ]
+
+
+def test_the_answers_totals_are_checked_like_the_impression(
+    medical_request: Any, good_answer: Callable[..., str]
+) -> None:
+    from models.reporter.prompts import totals_phrase
+
+    assert totals_phrase(medical_request) == "2 lesions detected; largest 15.2 mm"
+    answer = json.loads(good_answer(medical_request))
+    answer["totals"] = totals_phrase(medical_request)
+    assert _problems(medical_request, json.dumps(answer)) == []
+    answer["totals"] = "3 lesions detected; largest 11.9 mm"
+    assert _problems(medical_request, json.dumps(answer)) == [
+        "the totals states 3 lesion(s), but 2 were detected",
+        "the totals gives the largest size as 11.9 mm, not 15.2 mm",
+    ]
+    del answer["totals"]  # optional: answers to prompts before v4 have none
+    assert parse_output(json.dumps(answer)).totals is None

@@ -66,7 +66,7 @@ def test_a_short_training_run_writes_a_loadable_model_with_a_verified_card(tmp_p
     assert held_out["studies"] == 1 and held_out["held_out_seed"] == 10_000
     # Both decodings are scored: guided (what production runs) and free (the model on its own).
     assert (held_out["decoding"], card.metrics["held_out_free"]["decoding"]) == ("guided", "free")
-    assert card.input["prompt"] == "medical-v2"
+    assert card.input["prompt"] == "medical-v4"
     assert read_card(out) == card and verify_reporter_dir(out) == card
     backend = TransformersBackend(out, "cpu", GenerationSettings(max_new_tokens=8))
     example = reporter_examples("medical", 7, 1)[0]
