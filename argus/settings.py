@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     detector_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
     detector_iou: float = Field(default=0.45, ge=0.0, le=1.0)
     detector_batch: int = Field(default=8, ge=1, le=256)
-    reporter: Literal["template", "transformers", "openai"] = "template"
+    reporter: Literal["auto", "template", "transformers", "openai"] = Field(
+        default="auto",
+        description="auto: our own VLM for a domain whose model card meets the default bar, else the "
+        "template; or one backend for every domain.",
+    )
     reporter_model: str | None = Field(
         default=None,
         description="transformers: a local model directory (default: our own model of the study's domain); "

@@ -14,12 +14,12 @@ from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
 from models.offline import configure_offline_ml
-from models.registry import WeightsRef, resolve_weights
+from models.registry import ModelCard, WeightsRef, resolve_weights
 from models.reporter import CropSettings, GenerationSettings, ReportCache, Reporter, ReporterConfig
 from models.reporter import get_reporter as build_reporter
 from models.reporter.local_vlm import weights_sha256 as reporter_weights_sha256
 from models.reporter.prompts import load_prompt
-from models.reporter.shipped import verified_shipped_reporter
+from models.reporter.shipped import meets_default_bar, verified_shipped_reporter
 from models.segmenter import Segmenter, load_segmenter
 from tasks.types import ModelRef
 
@@ -80,22 +80,26 @@ def segmenter(domain: str) -> Segmenter:
 
 
 @lru_cache(maxsize=2)
-def shipped_reporter_model(domain: str) -> Path:
-    """Our own reporter VLM of a domain, verified against its model card once per process."""
-    return verified_shipped_reporter(domain)[0]
+def shipped_reporter(domain: str) -> tuple[Path, ModelCard]:
+    """Our own reporter VLM of a domain and its card, verified once per process."""
+    return verified_shipped_reporter(domain)
 
 
 def reporter_config(domain: str | None = None) -> ReporterConfig:
     """The report backend and its generation and crop settings, from the settings.
 
-    ``transformers`` without ARGUS_REPORTER_MODEL means our own shipped model of ``domain``.
+    ``transformers`` without ARGUS_REPORTER_MODEL means our own shipped model of ``domain``; ``auto``
+    (the default) means that model where its card meets the default bar, else the template.
     """
     s = get_settings()
-    model = s.reporter_model
-    if s.reporter == "transformers" and model is None and domain is not None:
-        model = str(shipped_reporter_model(domain))
+    backend, model = s.reporter, s.reporter_model
+    if backend == "auto":
+        own = domain is not None and meets_default_bar(shipped_reporter(domain)[1])
+        backend, model = ("transformers", None) if own else ("template", None)
+    if backend == "transformers" and model is None and domain is not None:
+        model = str(shipped_reporter(domain)[0])
     return ReporterConfig(
-        backend=s.reporter,
+        backend=backend,
         model=model,
         url=s.reporter_url,
         api_key=s.reporter_api_key,
@@ -190,6 +194,6 @@ def clear_caches() -> None:
         get_settings,
         deid_key,
         _reporter,
-        shipped_reporter_model,
+        shipped_reporter,
     ):
         fn.cache_clear()

@@ -8,6 +8,13 @@ from models.registry import WEIGHTS_DIR, ModelCard, WeightsError, card_path, rea
 from models.reporter.chat import BackendError
 from models.reporter.local_vlm import weights_sha256
 
+# What our own model must show on its card's held-out split (``metrics.held_out``: first answers with
+# the decoding production runs) to write its domain's reports by default (ARGUS_REPORTER=auto):
+# well-formed at least this often, never contradicting the findings, on at least this many studies
+# (none in 200 only bounds the rate under 1.5 %, none in 1 000 under 0.3 %, at 95 % confidence).
+DEFAULT_BAR_WELL_FORMED = 0.99
+DEFAULT_BAR_STUDIES = 1000
+
 
 def shipped_reporter_dir(domain: str) -> Path:
     """Where the domain's own reporter model directory lives."""
@@ -40,3 +47,13 @@ def verified_shipped_reporter(domain: str) -> tuple[Path, ModelCard]:
     """The shipped reporter of ``domain`` and its verified card."""
     model_dir = shipped_reporter_dir(domain)
     return model_dir, verify_reporter_dir(model_dir)
+
+
+def meets_default_bar(card: ModelCard) -> bool:
+    """Whether a reporter's card shows it good enough to be its domain's default reporter."""
+    held_out = card.metrics.get("held_out") or {}
+    return (
+        held_out.get("studies", 0) >= DEFAULT_BAR_STUDIES
+        and held_out.get("well_formed", 0.0) >= DEFAULT_BAR_WELL_FORMED
+        and held_out.get("no_contradiction", 0.0) == 1.0
+    )

@@ -29,6 +29,8 @@ def test_a_different_reporter_gives_a_different_run(argus_env: Path, monkeypatch
     from flows.study import run_parameters
     from tasks.resources import clear_caches
 
+    monkeypatch.setenv("ARGUS_REPORTER", "template")
+    clear_caches()
     template = run_parameters("medical")
     assert template["reporter"] == "template" and "reporter_model" not in template
     monkeypatch.setenv("ARGUS_REPORTER", "openai")
@@ -36,7 +38,7 @@ def test_a_different_reporter_gives_a_different_run(argus_env: Path, monkeypatch
     monkeypatch.setenv("ARGUS_REPORTER_MODEL", "qwen2-vl")
     clear_caches()
     remote = run_parameters("medical")
-    assert remote["reporter"] == "openai" and remote["reporter_prompt"].startswith("medical-v2:")
+    assert remote["reporter"] == "openai" and remote["reporter_prompt"].startswith("medical-v4:")
     assert remote["reporter_generation"] == {
         "max_new_tokens": 768,
         "temperature": 0.0,
@@ -83,3 +85,26 @@ def test_transformers_without_a_model_means_our_own_verified_model(
         assert card is not None
         params = run_parameters(domain)
         assert params["reporter_model"] == str(shipped) and params["reporter_weights_sha256"] == card.sha256
+
+
+def test_by_default_our_model_reports_where_its_card_earns_it(argus_env: Path) -> None:
+    from flows.study import run_parameters
+    from models.registry import ModelCard
+    from models.reporter.shipped import meets_default_bar, verified_shipped_reporter
+    from tasks.resources import reporter_config
+
+    def card(**held_out: float) -> ModelCard:
+        _dir, shipped = verified_shipped_reporter("medical")
+        return shipped.model_copy(update={"metrics": {"held_out": held_out}})
+
+    assert meets_default_bar(card(studies=1000, well_formed=1.0, no_contradiction=1.0))
+    once = card(studies=1000, well_formed=1.0, no_contradiction=0.999)
+    assert not meets_default_bar(once)  # one contradiction in 1 000 is one too many
+    assert not meets_default_bar(card(studies=1000, well_formed=0.98, no_contradiction=1.0))
+    assert not meets_default_bar(card(studies=200, well_formed=1.0, no_contradiction=1.0))  # too few to tell
+    assert not meets_default_bar(card())
+    # The shipped cards earn it in neither domain yet (README), so auto means the template for both.
+    for domain in ("medical", "industrial"):
+        assert not meets_default_bar(verified_shipped_reporter(domain)[1])
+        assert reporter_config(domain).backend == "template"
+        assert run_parameters(domain)["reporter"] == "template"
