@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.reporter.prompts import longest_mm, totals_phrase
+from models.reporter.prompts import largest_mm, longest_mm, totals_phrase
 from models.reporter.schema import FindingInput, ReportRequest
 from models.reporter.template import count_labels, findings_by_part, label_counts
 
@@ -208,10 +208,11 @@ def _impression_size_problems(impression: str, request: ReportRequest, field: st
         for size in _unmeasured_sizes(impression, measured)
     ]
     largest = re.search(r"\blargest:?\s+(?:is\s+|of\s+)?(\d+(?:\.\d+)?)\s*mm\b", impression, re.IGNORECASE)
-    longest = [size for f in request.findings if (size := longest_mm(f)) is not None]
+    measured_largest = largest_mm(request)
     # "Largest" picks one finding: its size stated to the rounding of a whole mm, not another's.
-    if largest and longest and abs(float(largest.group(1)) - max(longest)) > 0.5:
-        problems.append(f"the {field} gives the largest size as {largest.group(1)} mm, not {max(longest)} mm")
+    if largest and measured_largest is not None and abs(float(largest.group(1)) - measured_largest) > 0.5:
+        stated = largest.group(1)
+        problems.append(f"the {field} gives the largest size as {stated} mm, not {measured_largest} mm")
     return problems
 
 
@@ -246,13 +247,14 @@ def _part_count_problems(impression: str, request: ReportRequest, field: str) ->
     """Part counts ("2 of 3 parts flagged", "1 other part passes") that are not the study's."""
     flagged = len(findings_by_part(request))
     examined = request.images_examined
+    passing = examined - flagged
+    text = impression.lower()
     problems = []
-    for n, of in re.findall(r"\b(\d+) of (\d+) parts?\b", impression.lower()):
+    for n, of in re.findall(r"\b(\d+) of (\d+) parts?\b", text):
         if (int(n), int(of)) != (flagged, examined):
             problems.append(f"the {field} gives {n} of {of} parts, but {flagged} of {examined} are flagged")
-    for n in re.findall(r"\b(\d+) other parts? pass", impression.lower()):
-        if int(n) != examined - flagged:
-            passing = examined - flagged
+    for n in re.findall(r"\b(\d+) other parts? pass", text):
+        if int(n) != passing:
             problems.append(f"the {field} passes {n} other part(s), but {passing} have no findings")
     return problems
 

@@ -82,14 +82,20 @@ def _finding_line(finding: FindingInput, domain: str, crop_number: int | None) -
     return line if crop_number is None else line + IMAGE_SLOT  # each crop right after its finding
 
 
+def largest_mm(request: ReportRequest) -> float | None:
+    """The largest longest size in mm among the findings, or None when none has a size in mm."""
+    sizes = [size for f in request.findings if (size := longest_mm(f)) is not None]
+    return max(sizes) if sizes else None
+
+
 def findings_summary(request: ReportRequest) -> str:
     """What the findings add up to, computed here: a model asked to count or take a maximum is where
     contradictions come from."""
     if not request.findings:
         return ""
     if request.domain == "medical":
-        sizes = [size for f in request.findings if (size := longest_mm(f)) is not None]
-        return f"Largest: {max(sizes)} mm." if sizes else "Sizes are in px only."
+        largest = largest_mm(request)
+        return "Sizes are in px only." if largest is None else f"Largest: {largest} mm."
     parts = flagged_parts(request)
     return f"Flagged parts ({len(parts)} of {request.images_examined}): {'; '.join(parts)}."
 
@@ -105,9 +111,9 @@ def totals_phrase(request: ReportRequest) -> str:
     if request.domain == "medical":
         if not findings:
             return "no focal lesion detected"
-        sizes = [size for f in findings if (size := longest_mm(f)) is not None]
-        largest = f"largest {max(sizes)} mm" if sizes else "sizes in px only"
-        return f"{plural(len(findings), 'lesion')} detected; {largest}"
+        largest = largest_mm(request)
+        size = "sizes in px only" if largest is None else f"largest {largest} mm"
+        return f"{plural(len(findings), 'lesion')} detected; {size}"
     examined = request.images_examined
     if not findings:
         return f"no surface defect detected; all {examined} parts pass visual inspection"
