@@ -14,12 +14,12 @@ from argus.settings import get_settings
 from models.detector import Detector, load_detector
 from models.device import resolve_device
 from models.offline import configure_offline_ml
-from models.registry import ModelCard, WeightsRef, resolve_weights
+from models.registry import WeightsRef, read_card, resolve_weights
 from models.reporter import CropSettings, GenerationSettings, ReportCache, Reporter, ReporterConfig
 from models.reporter import get_reporter as build_reporter
 from models.reporter.local_vlm import weights_sha256 as reporter_weights_sha256
 from models.reporter.prompts import load_prompt
-from models.reporter.shipped import meets_default_bar, verified_shipped_reporter
+from models.reporter.shipped import meets_default_bar, shipped_reporter_dir, verified_shipped_reporter
 from models.segmenter import Segmenter, load_segmenter
 from tasks.types import ModelRef
 
@@ -80,9 +80,20 @@ def segmenter(domain: str) -> Segmenter:
 
 
 @lru_cache(maxsize=2)
-def shipped_reporter(domain: str) -> tuple[Path, ModelCard]:
-    """Our own reporter VLM of a domain and its card, verified once per process."""
-    return verified_shipped_reporter(domain)
+def shipped_reporter_model(domain: str) -> Path:
+    """Our own reporter VLM of a domain, verified against its model card once per process."""
+    return verified_shipped_reporter(domain)[0]
+
+
+@lru_cache(maxsize=2)
+def own_reporter_is_default(domain: str) -> bool:
+    """Whether our own reporter of a domain has earned the default (its card, read once per process).
+
+    Only the card is read: the weights are verified when the model is used, so a domain the template
+    reports does not hash them.
+    """
+    card = read_card(shipped_reporter_dir(domain))
+    return card is not None and meets_default_bar(card)
 
 
 def reporter_config(domain: str | None = None) -> ReporterConfig:
@@ -94,10 +105,10 @@ def reporter_config(domain: str | None = None) -> ReporterConfig:
     s = get_settings()
     backend, model = s.reporter, s.reporter_model
     if backend == "auto":
-        own = domain is not None and meets_default_bar(shipped_reporter(domain)[1])
-        backend, model = ("transformers", None) if own else ("template", None)
+        own = domain is not None and own_reporter_is_default(domain)
+        backend, model = ("transformers" if own else "template"), None
     if backend == "transformers" and model is None and domain is not None:
-        model = str(shipped_reporter(domain)[0])
+        model = str(shipped_reporter_model(domain))
     return ReporterConfig(
         backend=backend,
         model=model,
@@ -194,6 +205,7 @@ def clear_caches() -> None:
         get_settings,
         deid_key,
         _reporter,
-        shipped_reporter,
+        shipped_reporter_model,
+        own_reporter_is_default,
     ):
         fn.cache_clear()
