@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.table import Table
 from argus.cli_audit import register
 from argus.runtime import configure_environment
 from argus.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.reporter.train_vlm import TrainSettings
 
 app = typer.Typer(
     help="Argus: detect, segment and report on medical and industrial images.", no_args_is_help=True
@@ -299,7 +302,9 @@ def train(
     start_from: Annotated[
         Path | None,
         typer.Option(
-            "--from", exists=True, dir_okay=False, help="Detector: fine-tune from this YOLO checkpoint."
+            "--from",
+            exists=True,
+            help="Detector: fine-tune from this YOLO checkpoint. Reporter: train this model dir further.",
         ),
     ] = None,
     imgsz: Annotated[
@@ -311,7 +316,8 @@ def train(
         typer.Option(
             min=1e-6,
             max=0.5,
-            help="Detector: AdamW's initial learning rate (default: ultralytics' automatic choice).",
+            help="AdamW's initial learning rate (detector default: ultralytics' automatic choice; "
+            "reporter: the peak, default 2e-3).",
         ),
     ] = None,
 ) -> None:
@@ -322,8 +328,26 @@ def train(
     from models.train import DETECTOR_ARCHS, train_detector, train_segmenter
 
     if kind is ModelKind.reporter:
-        _train_reporter(domain.value, images or 3000, hours or 0.25, seed, generator_version, output)
+        _require_generator(generator_version)
+        from dataclasses import replace
+
+        from models.reporter.train_vlm import TrainSettings
+
+        reporter = TrainSettings(
+            domain=domain.value,
+            minutes=(hours or 0.25) * 60,
+            n_train=images or 3000,
+            seed=seed,
+            generator_version=generator_version,
+            init_from=start_from,
+        )
+        if lr0:
+            reporter = replace(reporter, learning_rate=lr0)
+        _train_reporter(reporter, output)
         return
+    if start_from is not None and start_from.is_dir():
+        err.print(f"[red]--from {start_from} is a directory[/red]; a {kind.value} starts from a checkpoint")
+        raise typer.Exit(2)
     archs = DETECTOR_ARCHS if kind is ModelKind.detector else tuple(CONFIGS)
     chosen = arch or archs[0]
     if chosen not in archs:
@@ -395,17 +419,15 @@ def export(
     )
 
 
-def _train_reporter(
-    domain: str, studies: int, hours: float, seed: int, generator_version: int, output: Path | None
-) -> None:
+def _train_reporter(settings: TrainSettings, output: Path | None) -> None:
     """Train, score and write the domain's own reporter VLM; print its card."""
-    _require_generator(generator_version)
-    from models.reporter.train_vlm import TrainSettings, train_reporter
+    from models.reporter.train_vlm import train_reporter
 
-    settings = TrainSettings(
-        domain=domain, minutes=hours * 60, n_train=studies, seed=seed, generator_version=generator_version
-    )
-    card = train_reporter(settings, output=output, log=lambda line: err.print(line, highlight=False))
+    try:
+        card = train_reporter(settings, output=output, log=lambda line: err.print(line, highlight=False))
+    except ValueError as exc:
+        err.print(f"[red]cannot train the reporter:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     print(card.model_dump_json(indent=2))
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from models.domains import domain_spec
+from models.offline import configure_offline_ml
 from models.registry import ModelCard, write_card
 from models.reporter.config import GenerationSettings
 from models.reporter.evaluation import evaluate_reporter_model
@@ -34,6 +35,13 @@ from models.reporter.tiny_vlm import TinyVlmConfig, build_tiny_vlm, save_tiny_vl
 
 IGNORE = -100  # label of a token the loss skips (prompt, image and padding tokens)
 FREE_STUDIES = 200  # held-out studies scored with free decoding
+CARD_NOTES = (
+    "Rates are of the model's first answer, with guided decoding (held_out: the answer's fixed "
+    "values written from the findings, the model writes the descriptions and the impression, and "
+    "a number or name in them only as its own finding's line or the totals give it) "
+    "and without (held_out_free). In production a rejected answer gets one repair try, then "
+    "the template reporter. Held-out studies give the reporter the true findings."
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,9 @@ class TrainSettings:
     # and the faithful answer to learn. Production gives a rejected answer one such repair. Off by
     # default, as for the shipped models (same reason).
     repair_share: float = 0.0
+    # Continue from this model directory (its tokenizer and weights) instead of a fresh model; the
+    # warm-up and cosine schedule start again over this run's budget.
+    init_from: Path | None = None
 
 
 def encode(
@@ -199,6 +210,17 @@ def weighted_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, float]:
     return (losses * weights).sum() / weights.sum(), answer_loss.item()
 
 
+def load_trainable_vlm(model_dir: Path) -> tuple[Any, Any]:
+    """A saved model directory's model (float32, to train further) and processor."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    configure_offline_ml()
+    processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
+    return model, processor
+
+
 def _learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
     warm = min(1.0, (step + 1) / settings.warmup_steps)
     return settings.learning_rate * warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
@@ -218,8 +240,12 @@ def train_reporter_vlm(
     examples = reporter_examples(
         settings.domain, settings.seed, settings.n_train, version=settings.generator_version
     )
-    tokenizer = train_tokenizer(tokenizer_corpus(examples), config.vocab_size)
-    model, processor = build_tiny_vlm(config, tokenizer, seed=settings.seed)
+    if settings.init_from is None:
+        tokenizer = train_tokenizer(tokenizer_corpus(examples), config.vocab_size)
+        model, processor = build_tiny_vlm(config, tokenizer, seed=settings.seed)
+    else:
+        model, processor = load_trainable_vlm(settings.init_from)
+        tokenizer = processor.tokenizer
     prompt_weight, digit_weight = settings.prompt_weight, settings.digit_weight
     encoded = [encode(e, processor, prompt_weight=prompt_weight, digit_weight=digit_weight) for e in examples]
     rng = random.Random(settings.seed)
@@ -279,6 +305,8 @@ def train_reporter_vlm(
         "digit_weight": settings.digit_weight,
         "repair_chats": len(encoded) - len(examples),
         "budget_minutes": settings.minutes,
+        "learning_rate": settings.learning_rate,
+        "continued_from": str(settings.init_from) if settings.init_from else None,
         "train_seconds_wall": round(time.monotonic() - started, 1),
         "tokens_per_study_median": int(np.median(lengths)),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -316,10 +344,25 @@ def train_reporter(
     the model directory (default: the shipped one) with its card."""
     domain = settings.domain
     out = output or shipped_reporter_dir(domain)
+    if settings.init_from is not None and settings.init_from.resolve() == out.resolve():
+        raise ValueError(f"{out} is both the model to train further and the output: choose another output")
     if out.exists():
         shutil.rmtree(out)  # a stale weight file left in the directory would be hashed with the new ones
     training = train_reporter_vlm(settings, out, config, log)
     metrics = held_out_metrics(out, domain, eval_studies, settings.seed, settings.generator_version, log)
+    return write_reporter_card(settings, out, training, metrics, config)
+
+
+def write_reporter_card(
+    settings: TrainSettings,
+    out: Path,
+    training: dict[str, Any],
+    metrics: dict[str, Any],
+    config: TinyVlmConfig | None = None,
+) -> ModelCard:
+    """Write and return the card of the reporter in ``out``: its training record
+    (``train_reporter_vlm``) and held-out rates (``held_out_metrics``)."""
+    domain = settings.domain
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     vlm = config or TinyVlmConfig()
     card = ModelCard(
@@ -346,12 +389,7 @@ def train_reporter(
         metrics=metrics,
         generator_version=settings.generator_version,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        notes=(
-            "Rates are of the model's first answer, with guided decoding (held_out: the answer's fixed "
-            "values written from the findings, the model writes the descriptions and the impression) "
-            "and without (held_out_free). In production a rejected answer gets one repair try, then "
-            "the template reporter. Held-out studies give the reporter the true findings."
-        ),
+        notes=CARD_NOTES,
     )
     write_card(card, out)
     return card

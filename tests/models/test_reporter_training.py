@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from user_models import TINY_VLM
@@ -72,6 +74,17 @@ def test_a_short_training_run_writes_a_loadable_model_with_a_verified_card(tmp_p
     example = reporter_examples("medical", 7, 1)[0]
     completion = backend.complete(example.messages())
     assert completion.completion_tokens is not None and 1 <= completion.completion_tokens <= 8
+    # Training further starts from the saved model and keeps its tokenizer; never into its own directory.
+    further = replace(settings, minutes=0.05, init_from=out)
+    quiet: dict[str, Any] = {"eval_studies": 1, "config": TINY, "log": lambda _line: None}
+    with pytest.raises(ValueError, match="both the model to train further and the output"):
+        train_reporter(further, output=out, **quiet)
+    again = train_reporter(
+        further, eval_studies=1, output=tmp_path / "further", config=TINY, log=lambda _l: None
+    )
+    assert again.training["continued_from"] == str(out) and again.training["steps"] >= 1
+    assert (tmp_path / "further" / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
+    assert again.sha256 != card.sha256  # the weights moved on
     weights = out / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-16])  # truncated on disk
     with pytest.raises(WeightsError, match="corrupt or replaced"):
