@@ -94,6 +94,9 @@ def section(studies: int = 5) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="argus-bench-") as tmp:
         root = Path(tmp)
         os.environ["ARGUS_DATA_DIR"] = str(root / "data")
+        # Both paths report with the template: this section measures orchestration, the reporter VLM
+        # (the default where its card earns it) has its own section.
+        os.environ["ARGUS_REPORTER"] = "template"
         from argus.runtime import configure_environment
         from argus.settings import get_settings
 

@@ -7,7 +7,17 @@ from typing import Literal, Protocol
 
 from models.reporter.crops import RoiCrop
 
-Skeleton = tuple[str | None, ...]  # fixed answer text, None where the model writes a JSON string
+
+@dataclass(frozen=True)
+class OpenString:
+    """Where a guided answer has the model write a JSON string. A word in it holding a digit must be
+    one of ``quotes``: the values of what the string is about (its finding's line; the totals), so a
+    description cannot give one finding another's size."""
+
+    quotes: frozenset[str]
+
+
+Skeleton = tuple[str | OpenString, ...]  # fixed answer text, and the strings the model writes
 # Where an image goes in a message's text. A message without slots has its images before the text.
 IMAGE_SLOT = "<|crop|>"
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from models.offline import configure_offline_ml
 from models.registry import sha256_file
-from models.reporter.chat import BackendError, ChatMessage, Completion, Skeleton, message_parts
+from models.reporter.chat import BackendError, ChatMessage, Completion, OpenString, Skeleton, message_parts
 from models.reporter.config import GenerationSettings
-from models.reporter.copying import CopyConstraint, copyable_words
+from models.reporter.copying import CopyConstraint
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
@@ -146,9 +146,7 @@ class TransformersBackend:
             raise BackendError(f"the processor of {self.model_dir} cannot encode the prompt: {exc}") from exc
         with torch.inference_mode():
             if skeleton is not None:
-                # The study's data is the first user turn; a repair turn's quotes of wrong values are not.
-                shown = next((m.text for m in messages if m.role == "user"), "")
-                return self._guided(vlm, inputs, skeleton, copyable_words(shown))
+                return self._guided(vlm, inputs, skeleton)
             output = vlm.model.generate(**inputs, **self._options(self.generation.max_new_tokens))
         prompt_length = inputs["input_ids"].shape[1]
         new_tokens = output[0, prompt_length:]
@@ -169,24 +167,23 @@ class TransformersBackend:
             options |= {"temperature": g.temperature, "top_p": g.top_p}
         return options
 
-    def _guided(
-        self, vlm: LoadedVlm, inputs: Any, skeleton: Skeleton, copyable: frozenset[str]
-    ) -> Completion:
+    def _guided(self, vlm: LoadedVlm, inputs: Any, skeleton: Skeleton) -> Completion:
         """Write the skeleton's fixed parts and generate each open string up to its closing quote.
 
         Each string is generated from the prompt plus the answer so far, with an equal share of
         ``max_new_tokens``; generation stops at the first token holding a quote or a line break, and
         the string ends there (JSON strings hold neither raw). A string cut at its share is kept.
-        Numbers and names in a string are copied: only the ``copyable`` words may hold a digit.
+        Numbers and names in a string are copied: only its ``quotes`` may hold a digit.
         """
         import torch
 
         tokenizer = vlm.processor.tokenizer
         quote = _QuoteStop(tokenizer, inputs["input_ids"].shape[1])
         answer, generated, budget_hit = "", 0, False
-        share = max(1, self.generation.max_new_tokens // max(1, skeleton.count(None)))
+        strings = sum(isinstance(part, OpenString) for part in skeleton)
+        share = max(1, self.generation.max_new_tokens // max(1, strings))
         for part in skeleton:
-            if part is not None:
+            if isinstance(part, str):
                 answer += part
                 continue
             # An equal share of the token budget per string: one rambling string cannot starve the rest.
@@ -198,7 +195,7 @@ class TransformersBackend:
             ids = torch.cat([inputs["input_ids"], so_far.to(vlm.device)], dim=1)
             step = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
             quote.start = ids.shape[1]
-            copy = CopyConstraint(tokenizer, copyable, start=ids.shape[1])
+            copy = CopyConstraint(tokenizer, part.quotes, start=ids.shape[1])
             output = vlm.model.generate(
                 **step, **self._options(budget), stopping_criteria=[quote], logits_processor=[copy]
             )

@@ -7,7 +7,9 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.reporter.prompts import largest_mm, longest_mm, totals_phrase
+from models.reporter.chat import OpenString, Skeleton
+from models.reporter.copying import copyable_words
+from models.reporter.prompts import finding_record, largest_mm, longest_mm, totals_phrase
 from models.reporter.schema import FindingInput, ReportRequest
 from models.reporter.template import count_labels, findings_by_part, label_counts
 
@@ -106,15 +108,20 @@ def _unclosed(text: str) -> bool:
     return in_string or depth > 0
 
 
-def answer_skeleton(request: ReportRequest) -> tuple[str | None, ...]:
-    """The answer JSON with every value the findings fix written out, and None where the model writes
-    a string (each description, the impression): what guided decoding lets a model choose."""
-    parts: list[str | None] = [f'{{"finding_count": {len(request.findings)}, "findings": [']
+def answer_skeleton(request: ReportRequest) -> Skeleton:
+    """The answer JSON with every value the findings fix written out, and an ``OpenString`` where the
+    model writes a string (each description, the impression): what guided decoding lets a model choose.
+
+    A description may quote its own finding's values, the impression the totals'.
+    """
+    parts: list[str | OpenString] = [f'{{"finding_count": {len(request.findings)}, "findings": [']
     for n, f in enumerate(request.findings):
         head = json.dumps({"index": f.index, "label": f.label, "longest_mm": longest_mm(f)})[:-1]
-        parts += [f'{", " if n else ""}{head}, "description": "', None, '"}']
-    parts += [f'], "totals": {json.dumps(totals_phrase(request))}, "impression": "', None, '"}']
-    merged: list[str | None] = []
+        own = OpenString(copyable_words(json.dumps(finding_record(f, request.domain))))
+        parts += [f'{", " if n else ""}{head}, "description": "', own, '"}']
+    totals = totals_phrase(request)
+    parts += [f'], "totals": {json.dumps(totals)}, "impression": "', OpenString(copyable_words(totals)), '"}']
+    merged: list[str | OpenString] = []
     for part in parts:
         if isinstance(part, str) and merged and isinstance(merged[-1], str):
             merged[-1] += part

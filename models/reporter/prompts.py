@@ -15,7 +15,9 @@ from models.reporter.schema import FindingInput, ReportRequest
 from models.reporter.template import describe_location, describe_size, flagged_parts, plural
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
-PROMPT_VERSION = "v4"
+# Each domain's current prompt (a model card records the one its model learned). Industrial v5 asks for
+# the verdict alone in the impression: restating v4's per-part list was beyond our small model (README).
+PROMPT_VERSIONS = {"medical": "v4", "industrial": "v5"}
 
 # The JSON the parser reads (models/reporter/output.py), as prompts v1 and v2 show it ($schema); from v4
 # on the prompt file states its schema itself, so the file's sha256 covers it.
@@ -39,8 +41,10 @@ class PromptTemplate:
 
 
 @lru_cache(maxsize=8)
-def load_prompt(name: str, version: str = PROMPT_VERSION) -> PromptTemplate:
-    """The prompt ``prompts/<name>_<version>.txt``, split at its ``--- <role>`` lines."""
+def load_prompt(name: str, version: str | None = None) -> PromptTemplate:
+    """The prompt ``prompts/<name>_<version>.txt`` (default: the domain's current one), split at its
+    ``--- <role>`` lines."""
+    version = version or PROMPT_VERSIONS[name]
     path = PROMPTS_DIR / f"{name}_{version}.txt"
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in PROMPTS_DIR.glob("*.txt")))
@@ -66,19 +70,21 @@ def longest_mm(finding: FindingInput) -> float | None:
     return round(max(finding.width_mm, finding.height_mm), 1)
 
 
+def finding_record(finding: FindingInput, domain: str) -> dict[str, object]:
+    """What the prompt states of one finding. Fields in the answer's order first: the values to copy
+    sit right after what the answer repeats."""
+    return {
+        "index": finding.index,
+        "label": finding.label,
+        "longest_mm": longest_mm(finding),
+        "score": round(finding.score, 2),
+        "size": describe_size(finding),
+        "location": describe_location(finding, domain),
+    }
+
+
 def _finding_line(finding: FindingInput, domain: str, crop_number: int | None) -> str:
-    # Fields in the answer's order first: the values to copy sit right after what the answer repeats.
-    line = json.dumps(
-        {
-            "index": finding.index,
-            "label": finding.label,
-            "longest_mm": longest_mm(finding),
-            "score": round(finding.score, 2),
-            "size": describe_size(finding),
-            "location": describe_location(finding, domain),
-            "crop": crop_number,
-        }
-    )
+    line = json.dumps(finding_record(finding, domain) | {"crop": crop_number})
     return line if crop_number is None else line + IMAGE_SLOT  # each crop right after its finding
 
 
@@ -100,9 +106,10 @@ def findings_summary(request: ReportRequest) -> str:
     return f"Flagged parts ({len(parts)} of {request.images_examined}): {'; '.join(parts)}."
 
 
-def totals_phrase(request: ReportRequest) -> str:
+def totals_phrase(request: ReportRequest, *, per_part: bool = True) -> str:
     """What the findings add up to, in the words an impression states it ("3 lesions detected; largest
-    14.2 mm"; "1 of 2 parts flagged for QC review: a.png (1 dent); 1 other part passes").
+    14.2 mm"; "1 of 2 parts flagged for QC review: a.png (1 dent); 1 other part passes"; without
+    ``per_part``, the inspection verdict alone: "1 of 2 parts flagged for QC review; 1 other part passes").
 
     Prompts from v4 on show it as the ``Totals`` line and the answer's ``totals`` field repeats it
     right before the impression, so a model restating it copies from a few tokens back.
@@ -118,7 +125,9 @@ def totals_phrase(request: ReportRequest) -> str:
     if not findings:
         return f"no surface defect detected; all {examined} parts pass visual inspection"
     parts = flagged_parts(request)
-    flagged = f"{len(parts)} of {examined} parts flagged for QC review: {'; '.join(parts)}"
+    flagged = f"{len(parts)} of {examined} parts flagged for QC review"
+    if per_part:
+        flagged += f": {'; '.join(parts)}"
     passed = examined - len(parts)
     if not passed:
         return flagged

@@ -100,8 +100,9 @@ def _description(finding: FindingInput, look: Appearance | None, domain: str) ->
 
 
 def _impression(request: ReportRequest) -> str:
-    # The totals as a sentence: a careful reader restates them, and recommends review of what was found.
-    totals = totals_phrase(request)
+    # The totals as a sentence (an inspection's verdict, prompt v5): a careful reader restates them, and
+    # recommends review of what was found.
+    totals = totals_phrase(request, per_part=False)
     sentence = f"{totals[0].upper()}{totals[1:]}."
     if request.domain == "medical" and request.findings:
         return f"{sentence} Recommend radiologist review."

@@ -114,7 +114,8 @@ def test_our_own_vlm_reports_in_the_flow(
         )
         assert provenance["model"] == str(shipped_reporter_dir(domain))
         assert provenance["weights_sha256"] == card.sha256
-        assert provenance["prompt_version"] == f"{domain}-v4" and not provenance["deidentified"]
+        # The prompt is the one the model learned (medical v4, industrial v5), as its card records.
+        assert provenance["prompt_version"] == card.input["prompt"] and not provenance["deidentified"]
         # Whoever wrote it (the model, or the template after a rejected answer), it states the findings.
         assert [f["index"] for f in report["findings"]] == [f["index"] for f in result["findings"]]
         if provenance["fallback_reason"] is None:

@@ -43,7 +43,7 @@ def test_crop_of_a_missing_frame_names_the_finding() -> None:
 
 def test_prompts_are_versioned_per_domain_and_state_the_findings(medical_request: Any) -> None:
     medical, industrial = load_prompt("medical"), load_prompt("industrial")
-    assert (medical.version, industrial.version) == ("medical-v4", "industrial-v4")
+    assert (medical.version, industrial.version) == ("medical-v4", "industrial-v5")
     system, user = build_messages(medical_request, [], medical)
     assert system.role == "system" and "radiology" in system.text
     assert (

@@ -63,13 +63,15 @@ def test_garbage_output_is_repaired_once_then_falls_back(tiny_vlm_dir: Path, med
 def test_guided_decoding_gives_the_findings_and_generates_only_the_text(
     tiny_vlm_dir: Path, medical_request: Any
 ) -> None:
-    from models.reporter.copying import copyable_words, fits
+    from models.reporter.chat import OpenString
+    from models.reporter.copying import fits
     from models.reporter.output import answer_skeleton, grounding_problems, parse_output
     from models.reporter.prompts import build_messages, load_prompt
 
     backend = TransformersBackend(tiny_vlm_dir, "cpu", GenerationSettings(max_new_tokens=30))  # 10 a string
     messages = build_messages(medical_request, list(_crops(2)), load_prompt("medical"))
-    completion = backend.complete(messages, answer_skeleton(medical_request))
+    skeleton = answer_skeleton(medical_request)
+    completion = backend.complete(messages, skeleton)
     # Random weights, yet a parseable answer whose count, indices, labels and sizes are the findings'.
     output = parse_output(completion.text)
     assert output.finding_count == 2 and [(f.index, f.label) for f in output.findings] == [
@@ -78,9 +80,11 @@ def test_guided_decoding_gives_the_findings_and_generates_only_the_text(
     ]
     assert [f.longest_mm for f in output.findings] == [15.2, 11.9]
     assert not [p for p in grounding_problems(output, medical_request) if "finding #" in p]
-    # Whatever it wrote, its numbers and names are copies of the prompt's (a cut-off one, a beginning).
-    shown = copyable_words(messages[1].text)
-    assert all(fits(text, shown) for text in [output.impression, *(f.description for f in output.findings)])
+    # Whatever it wrote, its numbers and names are copies (a cut-off one, a beginning) of its own
+    # finding's values, or of the totals' in the impression.
+    quotes = [p.quotes for p in skeleton if isinstance(p, OpenString)]
+    written = [*(f.description for f in output.findings), output.impression]
+    assert all(fits(text, q) for text, q in zip(written, quotes, strict=True))
     assert 0 < (completion.completion_tokens or 0) <= 30 and completion.prompt_tokens
 
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from models.reporter.output import OutputError, grounding_problems, parse_output
+from models.reporter.chat import OpenString
+from models.reporter.copying import copyable_words
+from models.reporter.output import OutputError, answer_skeleton, grounding_problems, parse_output
+from models.reporter.prompts import totals_phrase
 
 
 def _problems(request: Any, text: str) -> list[str]:
@@ -202,3 +205,12 @@ def test_the_answers_totals_are_checked_like_the_impression(
     ]
     del answer["totals"]  # optional: answers to prompts before v4 have none
     assert parse_output(json.dumps(answer)).totals is None
+
+
+def test_guided_strings_may_quote_only_their_own_findings_values(medical_request: Any) -> None:
+    # A description quoting another lesion's size is a contradiction guided decoding rules out.
+    skeleton = answer_skeleton(medical_request)
+    first, second, impression = [p.quotes for p in skeleton if isinstance(p, OpenString)]
+    assert "15.2" in first and "11.9" not in first
+    assert "11.9" in second and "15.2" not in second
+    assert impression == copyable_words(totals_phrase(medical_request)) == {"2", "15.2"}

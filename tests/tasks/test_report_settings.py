@@ -87,11 +87,13 @@ def test_transformers_without_a_model_means_our_own_verified_model(
         assert params["reporter_model"] == str(shipped) and params["reporter_weights_sha256"] == card.sha256
 
 
-def test_by_default_our_model_reports_where_its_card_earns_it(argus_env: Path) -> None:
+def test_by_default_our_model_reports_where_its_card_earns_it(
+    argus_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flows.study import run_parameters
     from models.registry import ModelCard
     from models.reporter.shipped import meets_default_bar, verified_shipped_reporter
-    from tasks.resources import reporter_config
+    from tasks.resources import clear_caches, reporter_config
 
     def card(**held_out: float) -> ModelCard:
         _dir, shipped = verified_shipped_reporter("medical")
@@ -103,8 +105,16 @@ def test_by_default_our_model_reports_where_its_card_earns_it(argus_env: Path) -
     assert not meets_default_bar(card(studies=1000, well_formed=0.98, no_contradiction=1.0))
     assert not meets_default_bar(card(studies=200, well_formed=1.0, no_contradiction=1.0))  # too few to tell
     assert not meets_default_bar(card())
-    # The shipped cards earn it in neither domain yet (README), so auto means the template for both.
+    # Both shipped cards earn it (1 000 of 1 000 each, README): auto means our own model in both domains.
     for domain in ("medical", "industrial"):
-        assert not meets_default_bar(verified_shipped_reporter(domain)[1])
-        assert reporter_config(domain).backend == "template"
-        assert run_parameters(domain)["reporter"] == "template"
+        shipped_dir, shipped = verified_shipped_reporter(domain)
+        assert meets_default_bar(shipped)
+        assert reporter_config(domain).backend == "transformers"
+        assert reporter_config(domain).model == str(shipped_dir)
+        params = run_parameters(domain)
+        assert params["reporter"] == "transformers" and params["reporter_weights_sha256"] == shipped.sha256
+    # A card below the bar (here one whose held-out split shows one contradiction) leaves the template.
+    monkeypatch.setattr("tasks.resources.read_card", lambda _model_dir: once)
+    clear_caches()
+    assert reporter_config("industrial").backend == "template"
+    assert run_parameters("industrial")["reporter"] == "template"
