@@ -329,8 +329,6 @@ def train(
 
     if kind is ModelKind.reporter:
         _require_generator(generator_version)
-        from dataclasses import replace
-
         from models.reporter.train_vlm import TrainSettings
 
         reporter = TrainSettings(
@@ -339,10 +337,9 @@ def train(
             n_train=images or 3000,
             seed=seed,
             generator_version=generator_version,
+            learning_rate=lr0 or TrainSettings.learning_rate,
             init_from=start_from,
         )
-        if lr0:
-            reporter = replace(reporter, learning_rate=lr0)
         _train_reporter(reporter, output)
         return
     if start_from is not None and start_from.is_dir():
@@ -421,11 +418,12 @@ def export(
 
 def _train_reporter(settings: TrainSettings, output: Path | None) -> None:
     """Train, score and write the domain's own reporter VLM; print its card."""
+    from models.reporter.chat import BackendError
     from models.reporter.train_vlm import train_reporter
 
     try:
         card = train_reporter(settings, output=output, log=lambda line: err.print(line, highlight=False))
-    except ValueError as exc:
+    except (ValueError, BackendError) as exc:  # the output is the --from dir; --from is no model dir
         err.print(f"[red]cannot train the reporter:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     print(card.model_dump_json(indent=2))

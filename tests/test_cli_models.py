@@ -62,3 +62,15 @@ def test_analyze_refuses_a_wrong_model_file_before_running(tmp_path: Path) -> No
     assert "unusable model" in wrong.stderr and str(notes) in "".join(wrong.stderr.split())
     assert "not a torch checkpoint" in " ".join(wrong.stderr.split())
     assert not (tmp_path / "d" / "argus.db").exists()  # nothing ran
+
+
+def test_training_a_reporter_further_refuses_a_wrong_directory_before_any_work(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    wrong = run_argus(["train", "reporter", "--domain", "medical", "--from", str(empty)], tmp_path / "d")
+    assert wrong.returncode == 2 and "has no config.json" in " ".join(wrong.stderr.split())
+    shipped = str(Path(__file__).resolve().parents[1] / "models" / "weights" / "medical_reporter")
+    args = ["train", "reporter", "--domain", "medical", "--from", shipped, "--output", shipped]
+    onto_itself = run_argus(args, tmp_path / "d")
+    assert onto_itself.returncode == 2
+    assert "both the model to train further and the output" in " ".join(onto_itself.stderr.split())

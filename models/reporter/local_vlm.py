@@ -72,22 +72,27 @@ def _dtype(device: str) -> Any:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-@lru_cache(maxsize=2)
-def load_vlm(model_dir: Path, sha256: str, device: str) -> LoadedVlm:
-    """Processor and model from ``model_dir``, cached per (dir, weights sha256, device)."""
+def read_vlm(model_dir: Path, dtype: Any) -> tuple[Any, Any]:
+    """Processor and model from ``model_dir`` in ``dtype``, offline and uncached (``load_vlm`` caches
+    for inference; training further takes its own float32 copy)."""
     check_model_dir(model_dir)
     configure_offline_ml()
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     try:
         processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModelForImageTextToText.from_pretrained(
-            model_dir, local_files_only=True, dtype=_dtype(device)
-        )
+        model = AutoModelForImageTextToText.from_pretrained(model_dir, local_files_only=True, dtype=dtype)
     except Exception as exc:  # config, weights and processor errors come in many types; all mean the same
         raise BackendError(f"cannot load the reporter model from {model_dir}: {exc}") from exc
     if getattr(processor, "chat_template", None) is None:
         raise BackendError(f"reporter model dir {model_dir} has no chat template for its processor")
+    return processor, model
+
+
+@lru_cache(maxsize=2)
+def load_vlm(model_dir: Path, sha256: str, device: str) -> LoadedVlm:
+    """Processor and model from ``model_dir``, cached per (dir, weights sha256, device)."""
+    processor, model = read_vlm(model_dir, _dtype(device))
     loaded: Any = model  # the Auto class's decorated .to() confuses type checkers
     return LoadedVlm(processor, loaded.to(device).eval(), device)
 

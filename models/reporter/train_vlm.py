@@ -22,11 +22,16 @@ from typing import Any
 import numpy as np
 
 from models.domains import domain_spec
-from models.offline import configure_offline_ml
 from models.registry import ModelCard, write_card
 from models.reporter.config import GenerationSettings
 from models.reporter.evaluation import evaluate_reporter_model
-from models.reporter.local_vlm import chat_turns, message_images, weights_sha256
+from models.reporter.local_vlm import (
+    chat_turns,
+    check_model_dir,
+    message_images,
+    read_vlm,
+    weights_sha256,
+)
 from models.reporter.output import grounding_problems, parse_output
 from models.reporter.prompts import load_prompt, repair_messages
 from models.reporter.shipped import DEFAULT_BAR_STUDIES, shipped_reporter_dir
@@ -210,17 +215,6 @@ def weighted_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, float]:
     return (losses * weights).sum() / weights.sum(), answer_loss.item()
 
 
-def load_trainable_vlm(model_dir: Path) -> tuple[Any, Any]:
-    """A saved model directory's model (float32, to train further) and processor."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    configure_offline_ml()
-    processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
-    return model, processor
-
-
 def _learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
     warm = min(1.0, (step + 1) / settings.warmup_steps)
     return settings.learning_rate * warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
@@ -244,7 +238,7 @@ def train_reporter_vlm(
         tokenizer = train_tokenizer(tokenizer_corpus(examples), config.vocab_size)
         model, processor = build_tiny_vlm(config, tokenizer, seed=settings.seed)
     else:
-        model, processor = load_trainable_vlm(settings.init_from)
+        processor, model = read_vlm(settings.init_from, torch.float32)
         tokenizer = processor.tokenizer
     prompt_weight, digit_weight = settings.prompt_weight, settings.digit_weight
     encoded = [encode(e, processor, prompt_weight=prompt_weight, digit_weight=digit_weight) for e in examples]
@@ -344,8 +338,12 @@ def train_reporter(
     the model directory (default: the shipped one) with its card."""
     domain = settings.domain
     out = output or shipped_reporter_dir(domain)
-    if settings.init_from is not None and settings.init_from.resolve() == out.resolve():
-        raise ValueError(f"{out} is both the model to train further and the output: choose another output")
+    if settings.init_from is not None:  # before any data are made
+        check_model_dir(settings.init_from)
+        if settings.init_from.resolve() == out.resolve():
+            raise ValueError(
+                f"{out} is both the model to train further and the output: choose another output"
+            )
     if out.exists():
         shutil.rmtree(out)  # a stale weight file left in the directory would be hashed with the new ones
     training = train_reporter_vlm(settings, out, config, log)
